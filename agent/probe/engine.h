@@ -84,6 +84,8 @@ void md_trace_cancel(md_trace *t);
 /* The statistics so far (valid until md_trace_free). */
 const md_path *md_trace_path(const md_trace *t);
 const md_trace_opts *md_trace_options(const md_trace *t);
+/* Reverse DNS lookups still running (they may outlive the trace). */
+int md_trace_rdns_pending(const md_trace *t);
 /* Release a trace after on_done. */
 void md_trace_free(md_trace *t);
 
