@@ -760,8 +760,7 @@ int md_wire_hop_from_pb(const Mtrdiag__V1__Hop *pb, md_path *p, char *err, size_
     if (!host)
       return -ENOMEM;
     host->count = hp->count;
-    if (hp->hostname && hp->hostname[0] && !host->hostname &&
-        !(host->hostname = strdup(hp->hostname)))
+    if (hp->hostname && hp->hostname[0] && md_host_set_hostname(host, hp->hostname) < 0)
       return -ENOMEM;
   }
   return 0;

@@ -92,7 +92,7 @@ static md_path *sample_path(void) {
     md_addr a = addr("198.18.0.1");
     assert_non_null(md_hop_add_host(h, &a, NULL, 0));
   }
-  h->hosts[0].hostname = strdup("gw.example");
+  assert_int_equal(md_host_set_hostname(&h->hosts[0], "gw.example"), 0);
   h = md_path_hop(p, 2);
   md_mpls stack[3] = {{16, 0, 0, 1}, {0xFFFFF, 7, 0, 255}, {3, 1, 1, 0}};
   for (int i = 0; i < 10; i++) {
@@ -518,7 +518,7 @@ static void test_biggest_path(void **state) {
       md_addr a = addr(ip);
       md_host *host = md_hop_add_host(h, &a, stack, MD_MAX_MPLS);
       host->count = 100000;
-      host->hostname = strdup(name);
+      assert_int_equal(md_host_set_hostname(host, name), 0);
     }
   }
   Mtrdiag__V1__RunResult *rr;
@@ -531,8 +531,7 @@ static void test_biggest_path(void **state) {
 
   for (int ttl = 1; ttl <= MD_MAX_TTL; ttl++)
     for (int j = 0; j < MD_MAX_HOSTS; j++) {
-      free(p->hops[ttl - 1].hosts[j].hostname);
-      p->hops[ttl - 1].hosts[j].hostname = NULL;
+      assert_int_equal(md_host_set_hostname(&p->hops[ttl - 1].hosts[j], NULL), 0);
     }
   assert_int_equal(md_wire_run_result_new("big", V1(RUN_STATUS__RUN_STATUS_OK), "", 100, p, &rr),
                    0);
