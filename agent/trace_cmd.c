@@ -96,7 +96,7 @@ int md_trace_cmd_parse(int argc, char **argv, md_trace_cmd *cmd, char *err, size
   err[0] = 0;
   optind = 1;
   opterr = 0;
-  int c, rc = 0, v;
+  int c, rc = 0, v = 0;
   static const char *source_arg;
   source_arg = NULL;
   while (rc == 0 && (c = getopt_long(argc, argv, ":c:i:s:f:m:U:Q:P:L:a:uTneG:jprh46", longs,

@@ -57,7 +57,7 @@ typedef struct md_agent_config {
   md_listen *listen;
   size_t n_listen; /* >= 1 */
   struct {
-    char *cert, *key, *ca; /* resolved paths */
+    char *cert, *key, *ca;      /* resolved paths */
     char **allowed_controllers; /* certificate names; may be empty */
     size_t n_allowed_controllers;
   } tls;
@@ -87,9 +87,9 @@ typedef struct md_ctl_agent {
   char *probe_address; /* host to trace to; default: host */
   bool has_probe_addr; /* probe_address is numeric: probe_addr holds it (port 0) */
   md_addr probe_addr;
-  char *tls_name;         /* expected certificate name; default: name */
-  char *pin_sha256;       /* as written (base64), or NULL */
-  bool has_pin;           /* pin holds the decoded SHA-256 of the agent's SPKI */
+  char *tls_name;   /* expected certificate name; default: name */
+  char *pin_sha256; /* as written (base64), or NULL */
+  bool has_pin;     /* pin holds the decoded SHA-256 of the agent's SPKI */
   uint8_t pin[MD_PIN_SHA256_LEN];
   int line; /* line of its definition, for later messages */
 } md_ctl_agent;
@@ -99,16 +99,16 @@ typedef struct md_ctl_config {
   struct {
     char *cert, *key, *ca; /* resolved paths */
   } tls;
-  char *history; /* resolved path; default ~/.local/share/mtrctl/history.db */
+  char *history;        /* resolved path; default ~/.local/share/mtrctl/history.db */
   md_ctl_agent *agents; /* in file order; >= 1 */
   size_t n_agents;
   struct {
-    char protocol[8];  /* "icmp" (default), "udp" or "tcp" */
-    unsigned cycles;   /* default 10 */
-    double interval;   /* seconds, default 1.0 */
-    unsigned psize;    /* bytes, default 64 */
-    unsigned max_ttl;  /* default 30 */
-    char *reference;   /* optional target for the local-ISP check, or NULL */
+    char protocol[8]; /* "icmp" (default), "udp" or "tcp" */
+    unsigned cycles;  /* default 10 */
+    double interval;  /* seconds, default 1.0 */
+    unsigned psize;   /* bytes, default 64 */
+    unsigned max_ttl; /* default 30 */
+    char *reference;  /* optional target for the local-ISP check, or NULL */
   } defaults;
   double timeout; /* seconds, whole-run limit; 0 when not set */
 } md_ctl_config;

@@ -13,13 +13,19 @@
  *   - figures are mtr's whole microseconds, shown in ms with one decimal;
  *   - the other responders of a hop follow on lines of 8 spaces and the
  *     name padded to the host column.
- * Where we differ: mtr shows on the hop line the responder that answered
- * last and lists the others but the first (its list starts with the hop
- * line's host when nothing changed); we show the first responder there and
- * every other one below. mtr 0.95 prints no MPLS lines in --report unless
- * --aslookup is on (a bug, mtr PR #391); we print them with -e, in the form
- * its --aslookup report uses, with the S bit as a number (mtr prints it
- * with "%cu").
+ * Where we differ:
+ *   - mtr shows on the hop line the responder that answered last, and
+ *     below it the others but the first (its list starts with the hop
+ *     line's host as long as the last responder is the first); we show the
+ *     first responder on the hop line and every other one below;
+ *   - mtr 0.95 -r -e prints labels only at hops with several responders
+ *     (the hop line's after the first continuation line), never at a hop
+ *     with one (mtr PR #391); we print each responder's labels under its
+ *     own line, in the form mtr -r -e -z uses, "       [MPLS: Lbl 24001 TC
+ *     0 S 1 TTL 255]", with the S bit as a number (mtr prints it "%cu",
+ *     a control character and a "u").
+ * mtr's figures come from int arithmetic that drifts (see md_stats.c); ours
+ * do not, so a long run may differ from mtr's in the last digit.
  */
 #include "md_path.h"
 
@@ -670,7 +676,7 @@ md_path *md_path_from_json(const json_t *j, char *err, size_t errlen) {
   }
   const char *source, *target, *target_name;
   int64_t started, finished;
-  bool complete, reached;
+  bool complete = false, reached = false;
   const json_t *hops;
   if (get_str(j, "", "source", true, &source, &e) || get_str(j, "", "target", true, &target, &e) ||
       get_str(j, "", "target_name", true, &target_name, &e) ||

@@ -621,3 +621,112 @@ lab_wait() {
     lab_fail "$what exited with status $rc"
   fi
 }
+
+# ---------------------------------------------------------------- delay (md-delay over NFQUEUE)
+
+# Why: this kernel has no netem; latency comes from tests/lab/md_delay.c (target md-delay),
+# which holds packets sent to an NFQUEUE before accepting them. Found like the agent.
+lab_delay_bin() {
+  local bin=${MD_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}/tests/md-delay
+  printf '%s\n' "$bin"
+}
+
+# Why: a test that injects delay needs the program built and iptables (NFQUEUE target via
+# nft compat: nft's own "queue" statement is not in this kernel); skip (77) otherwise.
+lab_require_delay() {
+  lab_require iptables ip6tables
+  [[ -x $(lab_delay_bin) ]] || lab_skip "$(lab_delay_bin) is not built (cmake target md-delay)"
+}
+
+# Why: the iptables words of one delay: "in" takes packets arriving on NODE's e<LINK>
+# (mangle PREROUTING: forwarded and local), "out" packets leaving through it (mangle
+# POSTROUTING: forwarded and locally generated), as lab_loss does.
+# --queue-bypass: while no md-delay is bound to the queue, packets pass undelayed (never
+# dropped), so a crashed or stopped program cannot cut the lab off.
+# Usage: lab_delay_rule LINK in|out QUEUE -> prints "CHAIN -i|-o IFACE QUEUE"
+lab_delay_rule() {
+  case $2 in
+    in) printf 'PREROUTING -i e%s %s\n' "$1" "$3" ;;
+    out) printf 'POSTROUTING -o e%s %s\n' "$1" "$3" ;;
+    *) lab_fail "lab_delay: direction must be in or out, not '$2'" ;;
+  esac
+}
+
+# Why: latency on one link end, one direction, v4 and v6: every packet of that direction is
+# held MS ms (uniform in MS-JITTER..MS+JITTER with JITTER_MS) by an md-delay process in
+# NODE; the rules are added only once it is bound. Several delays may run at once (one
+# queue each). At most LAB_DELAY_MAX_HELD packets (default 4096) are held at a time, more
+# are dropped. The process is a lab_bg process (cleanup kills it; it also dies with the
+# test's shell) and the namespace's end removes the rules; lab_delay_clear undoes one early.
+# Usage: lab_delay NODE LINK in|out MS [JITTER_MS]
+lab_delay() {
+  local node=$1 link=$2 dir=$3 ms=$4 jitter=${5:-0} key rule q err try ipt chain ifopt ifname
+  key="$node:$link:$dir"
+  declare -gA LAB_DELAY_PID LAB_DELAY_RULE LAB_DELAY_ERR
+  [[ -z ${LAB_DELAY_PID[$key]:-} ]] || lab_fail "lab_delay: $key is already delayed (lab_delay_clear first)"
+  q=${LAB_DELAY_NEXT_Q:-0}
+  LAB_DELAY_NEXT_Q=$((q + 1))
+  rule=$(lab_delay_rule "$link" "$dir" "$q")
+  err=$LAB_TMP/md-delay.$node.e$link.$dir.$q.err
+  lab_bg "$node" /dev/null "$err" "$(lab_delay_bin)" --queue "$q" --delay-ms "$ms" \
+    --jitter-ms "$jitter" --max-held "${LAB_DELAY_MAX_HELD:-4096}"
+  LAB_DELAY_PID[$key]=$LAB_LAST_PID
+  LAB_DELAY_RULE[$key]=$rule
+  LAB_DELAY_ERR[$key]=$err
+  for try in $(seq 1 100); do
+    grep -q "queue $q ready" "$err" 2>/dev/null && break
+    if ! kill -0 "$LAB_LAST_PID" 2>/dev/null || ((try == 100)); then
+      sed 's/^/    /' "$err" >&2 2>/dev/null || true
+      lab_fail "lab_delay: md-delay for $key did not start"
+    fi
+    sleep 0.05
+  done
+  read -r chain ifopt ifname q <<<"$rule"
+  for ipt in iptables ip6tables; do
+    lab_exec "$node" "$ipt" -w -t mangle -A "$chain" "$ifopt" "$ifname" \
+      -j NFQUEUE --queue-num "$q" --queue-bypass
+  done
+  lab_log "delay $ms ms (jitter $jitter) on $node e$link $dir (queue $q, pid $LAB_LAST_PID)"
+}
+
+# Why: how many packets (FAMILY 4 or 6) the rule of one delay has sent to md-delay so far:
+# proves which direction is delayed (e.g. only the echo requests of a ping).
+# Usage: lab_delay_packets NODE LINK in|out FAMILY
+lab_delay_packets() {
+  local node=$1 key="$1:$2:$3" ipt=iptables chain ifopt ifname q
+  [[ $4 == 6 ]] && ipt=ip6tables
+  [[ -n ${LAB_DELAY_RULE[$key]:-} ]] || lab_fail "lab_delay_packets: no delay on $key"
+  read -r chain ifopt ifname q <<<"${LAB_DELAY_RULE[$key]}"
+  lab_exec "$node" "$ipt" -w -t mangle -nvxL "$chain" |
+    awk -v q="num $q" '$3 == "NFQUEUE" && index($0, q " ") { n += $1 } END { print n + 0 }'
+}
+
+# Why: undo one delay: rules first (packets pass again), then SIGTERM to md-delay, which
+# accepts what it still holds and exits. Fails when it did not exit 0 (an ASan/UBSan build
+# reports errors that way). Sets LAB_DELAY_SUMMARY (its summary line) and LAB_DELAY_DELAYED,
+# LAB_DELAY_DROPPED (its counters).
+# Usage: lab_delay_clear NODE LINK in|out
+lab_delay_clear() {
+  local node=$1 key="$1:$2:$3" pid err ipt chain ifopt ifname q rc=0 i
+  pid=${LAB_DELAY_PID[$key]:-}
+  [[ -n $pid ]] || lab_fail "lab_delay_clear: no delay on $key"
+  err=${LAB_DELAY_ERR[$key]}
+  read -r chain ifopt ifname q <<<"${LAB_DELAY_RULE[$key]}"
+  for ipt in iptables ip6tables; do
+    lab_exec "$node" "$ipt" -w -t mangle -D "$chain" "$ifopt" "$ifname" \
+      -j NFQUEUE --queue-num "$q" --queue-bypass
+  done
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" || rc=$?
+  for i in "${!LAB_PIDS[@]}"; do [[ ${LAB_PIDS[i]} == "$pid" ]] && unset 'LAB_PIDS[i]'; done
+  LAB_PIDS=("${LAB_PIDS[@]}")
+  unset 'LAB_DELAY_PID[$key]' 'LAB_DELAY_RULE[$key]' 'LAB_DELAY_ERR[$key]'
+  LAB_DELAY_SUMMARY=$(grep -E '^md-delay: queue [0-9]+: ' "$err" | tail -n 1)
+  if ((rc != 0)) || [[ -z $LAB_DELAY_SUMMARY ]] || grep -qE 'Sanitizer|runtime error' "$err"; then
+    sed 's/^/    /' "$err" >&2
+    lab_fail "lab_delay_clear: md-delay for $key exited with status $rc"
+  fi
+  LAB_DELAY_DELAYED=$(sed -E 's/.* ([0-9]+) delayed.*/\1/' <<<"$LAB_DELAY_SUMMARY")
+  LAB_DELAY_DROPPED=$(sed -E 's/.* ([0-9]+) dropped.*/\1/' <<<"$LAB_DELAY_SUMMARY")
+  lab_log "delay on $key removed: ${LAB_DELAY_SUMMARY#md-delay: }"
+}
