@@ -10,7 +10,7 @@
 # Every node is a network namespace named "$LAB_ID-<node>"; LAB_ID is "mdl<pid>-<4 hex>",
 # unique per run. Nodes are joined by veth pairs; link L joins its "left" node (side 1) and
 # its "right" node (side 2), and each end of it is an interface called "e<L>" with
-#     IPv4 198.18.<L>.<side>/24        IPv6 2001:db8:<L>::<side>/64
+#     IPv4 198.18.<L>.<side>/30        IPv6 2001:db8:<L>::<side>/126 (point-to-point, as real router links)
 # Only 198.18.0.0/15 and 2001:db8::/32 are used, and only inside the lab's namespaces. End
 # hosts route only those two prefixes into the lab (no default route), so nothing a test
 # sends can leave the lab. Cleanup (namespaces, processes started in them, /etc/netns/<ns>,
@@ -201,7 +201,7 @@ lab_addr() {
 # Why: the prefix of a link (for routes). FAMILY 4 or 6.
 lab_prefix() {
   local link=$1 fam=${2:-4}
-  if [[ $fam == 4 ]]; then printf '198.18.%d.0/24\n' "$link"; else printf '2001:db8:%d::/64\n' "$link"; fi
+  if [[ $fam == 4 ]]; then printf '198.18.%d.0/30\n' "$link"; else printf '2001:db8:%d::/126\n' "$link"; fi
 }
 
 # Why: join two nodes with link number LINK (1..254): interface e<LINK> on both ends,
@@ -212,8 +212,8 @@ lab_link() {
   ip link add "e$link" netns "$(lab_ns "$left")" type veth peer name "e$link" netns "$(lab_ns "$right")"
   for side in 1 2; do
     if [[ $side == 1 ]]; then node=$left; else node=$right; fi
-    lab_exec "$node" ip addr add "$(lab_addr "$link" "$side" 4)/24" dev "e$link"
-    lab_exec "$node" ip -6 addr add "$(lab_addr "$link" "$side" 6)/64" dev "e$link" nodad
+    lab_exec "$node" ip addr add "$(lab_addr "$link" "$side" 4)/30" dev "e$link"
+    lab_exec "$node" ip -6 addr add "$(lab_addr "$link" "$side" 6)/126" dev "e$link" nodad
     lab_exec "$node" ip link set "e$link" up
     for fam in 4 6; do LAB_NAME_OF[$(lab_addr "$link" "$side" "$fam")]="$node.lab.test"; done
   done
