@@ -236,6 +236,8 @@ int md_trace_cmd_run(md_trace_cmd *cmd) {
   if (rc < 0) {
     md_error("%s", err);
     md_prober_close(pr);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
     return rc == -EINVAL ? 2 : 1;
   }
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -262,6 +264,7 @@ int md_trace_cmd_run(md_trace_cmd *cmd) {
   }
   md_trace_free(t);
   md_prober_close(pr);
-  uv_run(&loop, UV_RUN_NOWAIT);
+  uv_run(&loop, UV_RUN_DEFAULT); /* let the handles close */
+  uv_loop_close(&loop);
   return status;
 }
