@@ -293,8 +293,13 @@ void md_chan_close(md_chan *c) {
     return;
   c->closing = true;
   uv_timer_stop(&c->timer);
-  if (c->tls)
+  if (c->tls) {
     md_tls_conn_close(c->tls);
+    return;
+  }
+  /* still connecting: the connect callback sees ECANCELED and finds us closed */
+  uv_close((uv_handle_t *)&c->tcp, handle_closed);
+  finish(c, c->fail_status, c->reason);
 }
 
 void md_chan_fail(md_chan *c, int status, Mtrdiag__V1__ErrorCode code, const char *fmt, ...) {
