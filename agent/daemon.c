@@ -1,0 +1,394 @@
+/* daemon: start-up (configuration, TLS, probe sockets, listeners), the
+ * connection limit, signals and a clean stop. Sessions themselves are in
+ * session.c. See daemon.h. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "md_log.h"
+
+#define MD_DAEMON_BACKLOG 128
+#define MD_DAEMON_OVER_LOG_MAX 64 /* peers remembered for "logged once" */
+#define MD_DAEMON_STOP_GUARD_MS 10000
+#define MD_DAEMON_EXIT_LINGER_MS 1000
+
+struct md_daemon {
+  md_session_env env; /* first: on_released gets &d->env */
+  md_daemon_opts opts;
+  uv_tcp_t *listeners;
+  md_addr *bound;
+  size_t n_listeners;
+  unsigned open_handles; /* listeners and over-limit connections not yet closed */
+  md_addr over_logged[MD_DAEMON_OVER_LOG_MAX]; /* over-limit peers logged in this episode */
+  size_t n_over_logged;
+  bool stopping, stopped, free_when_stopped;
+  void (*done)(md_daemon *d, void *ud);
+  void *done_ud;
+};
+
+/* Everything closed while stopping: the probe sockets and TLS context go
+ * last, then the owner hears of it. */
+static void maybe_stopped(md_daemon *d) {
+  if (!d->stopping || d->stopped || d->open_handles > 0 || d->env.n_objects > 0)
+    return;
+  d->stopped = true;
+  md_prober_close(d->env.prober);
+  d->env.prober = NULL;
+  md_tls_ctx_free(d->env.tls);
+  d->env.tls = NULL;
+  if (d->done)
+    d->done(d, d->done_ud);
+  if (d->free_when_stopped)
+    md_daemon_free(d);
+}
+
+/* A session or run was freed: the connection limit may have room again. */
+static void on_released(md_session_env *env) {
+  md_daemon *d = (md_daemon *)env;
+  if (env->stats.sessions < env->cfg->policy.max_connections)
+    d->n_over_logged = 0; /* the overload episode is over: log anew next time */
+  maybe_stopped(d);
+}
+
+/* A listener is gone (stop or failed start). */
+static void listener_closed(uv_handle_t *h) {
+  md_daemon *d = h->data;
+  d->open_handles--;
+  maybe_stopped(d);
+}
+
+/* An over-limit connection is gone: its handle was ours to free. */
+static void rejected_closed(uv_handle_t *h) {
+  md_daemon *d = h->data;
+  free(h);
+  d->open_handles--;
+  maybe_stopped(d);
+}
+
+/* Over the connection limit: accept and close at once, and say so once
+ * per peer address while the overload lasts. */
+static void reject_connection(md_daemon *d, uv_stream_t *server) {
+  uv_tcp_t *t = malloc(sizeof *t);
+  if (!t)
+    return;
+  uv_tcp_init(d->env.loop, t);
+  t->data = d;
+  d->open_handles++;
+  if (uv_accept(server, (uv_stream_t *)t) == 0) {
+    d->env.stats.over_limit++;
+    md_addr a;
+    int len = sizeof a;
+    memset(&a, 0, sizeof a);
+    if (!d->stopping && uv_tcp_getpeername(t, &a.sa, &len) == 0) {
+      bool seen = false;
+      for (size_t i = 0; i < d->n_over_logged && !seen; i++)
+        seen = md_addr_equal(&d->over_logged[i], &a);
+      if (!seen && d->n_over_logged < MD_DAEMON_OVER_LOG_MAX) {
+        char peer[MD_ADDRSTRLEN + 8];
+        d->over_logged[d->n_over_logged++] = a;
+        md_warn("connection from %s refused: policy.max_connections %u reached (logged once per "
+                "address while it lasts)",
+                md_addr_str_hostport(&a, peer, sizeof peer), d->env.cfg->policy.max_connections);
+      }
+    }
+  }
+  uv_close((uv_handle_t *)t, rejected_closed);
+}
+
+/* A controller connects: a session, unless the limit is reached. */
+static void on_connection(uv_stream_t *server, int status) {
+  md_daemon *d = server->data;
+  if (status < 0) {
+    md_warn("accepting a connection failed: %s", uv_strerror(status));
+    return;
+  }
+  if (d->stopping || d->env.stats.sessions >= d->env.cfg->policy.max_connections) {
+    reject_connection(d, server);
+    return;
+  }
+  int rc = md_session_accept(&d->env, server);
+  if (rc < 0) {
+    md_warn("cannot take a connection: %s", strerror(-rc));
+    reject_connection(d, server); /* libuv waits for an accept before it listens on */
+  }
+}
+
+/* One listener per configured address. */
+static int listen_all(md_daemon *d, char *err, size_t errlen) {
+  const md_agent_config *cfg = d->env.cfg;
+  for (size_t i = 0; i < cfg->n_listen; i++) {
+    uv_tcp_t *l = &d->listeners[i];
+    const md_addr *a = &cfg->listen[i].addr;
+    uv_tcp_init(d->env.loop, l);
+    l->data = d;
+    d->open_handles++;
+    d->n_listeners = i + 1;
+    unsigned flags = md_addr_family(a) == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+    int rc = uv_tcp_bind(l, &a->sa, flags);
+    if (rc == 0)
+      rc = uv_listen((uv_stream_t *)l, MD_DAEMON_BACKLOG, on_connection);
+    if (rc < 0) {
+      snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen[i].text, uv_strerror(rc));
+      return rc;
+    }
+    int len = sizeof d->bound[i];
+    uv_tcp_getsockname(l, &d->bound[i].sa, &len);
+  }
+  return 0;
+}
+
+/* The one start-up line: where, who, how it probes, who may command it. */
+static void log_started(const md_daemon *d) {
+  const md_agent_config *cfg = d->env.cfg;
+  char where[512] = "", ctl[256] = "";
+  size_t off = 0;
+  for (size_t i = 0; i < d->n_listeners && off < sizeof where; i++) {
+    char a[MD_ADDRSTRLEN + 8];
+    int w = snprintf(where + off, sizeof where - off, "%s%s", i ? ", " : "",
+                     md_addr_str_hostport(&d->bound[i], a, sizeof a));
+    off += w > 0 ? (size_t)w : 0;
+  }
+  off = 0;
+  for (size_t i = 0; i < cfg->tls.n_allowed_controllers && off < sizeof ctl; i++) {
+    int w = snprintf(ctl + off, sizeof ctl - off, "%s%s", i ? ", " : "",
+                     cfg->tls.allowed_controllers[i]);
+    off += w > 0 ? (size_t)w : 0;
+  }
+  md_info("listening on %s as '%s' (mtr-agent %s, %s; controllers: %s; %zu allowed target "
+          "prefixes)",
+          where, cfg->name, md_agent_version(),
+          md_prober_is_raw(d->env.prober) ? "raw sockets: icmp, udp, tcp"
+                                          : "no raw sockets: icmp only",
+          ctl[0] ? ctl : "none", cfg->policy.n_allow_targets);
+  if (cfg->tls.n_allowed_controllers == 0)
+    md_warn("tls.allowed_controllers is empty: no controller may command this agent");
+  if (cfg->policy.n_allow_targets == 0)
+    md_warn("policy.allow_targets is empty: every run will be refused");
+}
+
+int md_daemon_start(uv_loop_t *loop, const md_agent_config *cfg, const md_daemon_opts *opts,
+                    md_daemon **out, char *err, size_t errlen) {
+  *out = NULL;
+  md_daemon *d = calloc(1, sizeof *d);
+  if (!d)
+    return -ENOMEM;
+  if (opts)
+    d->opts = *opts;
+  d->env.loop = loop;
+  d->env.cfg = cfg;
+  d->env.on_released = on_released;
+  md_policy_init(&d->env.policy, cfg);
+  d->listeners = calloc(cfg->n_listen ? cfg->n_listen : 1, sizeof *d->listeners);
+  d->bound = calloc(cfg->n_listen ? cfg->n_listen : 1, sizeof *d->bound);
+  int rc = (d->listeners && d->bound) ? 0 : -ENOMEM;
+  if (rc < 0)
+    snprintf(err, errlen, "out of memory");
+  if (rc == 0) {
+    rc = md_tls_ctx_new(MD_TLS_SERVER, cfg->tls.cert, cfg->tls.key, cfg->tls.ca, &d->env.tls, err,
+                        errlen);
+    if (rc < 0)
+      rc = MD_DAEMON_ETLS;
+  }
+  if (rc == 0) {
+    rc = md_prober_open(loop, d->opts.prober_flags, &d->env.prober);
+    if (rc < 0)
+      snprintf(err, errlen, "cannot open probe sockets: %s", strerror(-rc));
+  }
+  if (rc == 0)
+    rc = listen_all(d, err, errlen);
+  if (rc < 0) {
+    d->free_when_stopped = true;
+    md_daemon_stop(d, NULL, NULL); /* may free d at once */
+    return rc;
+  }
+  log_started(d);
+  *out = d;
+  return 0;
+}
+
+/* Begin the orderly stop; maybe_stopped() finishes it. */
+void md_daemon_stop(md_daemon *d, void (*done)(md_daemon *d, void *ud), void *ud) {
+  if (d->stopping)
+    return;
+  d->stopping = true;
+  d->done = done;
+  d->done_ud = ud;
+  for (size_t i = 0; i < d->n_listeners; i++)
+    uv_close((uv_handle_t *)&d->listeners[i], listener_closed);
+  md_session_shutdown_all(&d->env, "the agent is shutting down");
+  maybe_stopped(d);
+}
+
+/* Release the memory, or finish the stop first and free then. */
+void md_daemon_free(md_daemon *d) {
+  if (!d)
+    return;
+  if (!d->stopped) { /* still open: finish the stop first, then free */
+    d->free_when_stopped = true;
+    md_daemon_stop(d, d->done, d->done_ud);
+    return;
+  }
+  md_policy_free(&d->env.policy);
+  free(d->listeners);
+  free(d->bound);
+  free(d);
+}
+
+/* The policy counts runs from acceptance to RunResult: that is "active". */
+unsigned md_daemon_active_runs(const md_daemon *d) {
+  return d->env.policy.runs;
+}
+
+/* Open controller connections, for tests and the connection limit. */
+unsigned md_daemon_sessions(const md_daemon *d) {
+  return d->env.stats.sessions;
+}
+
+/* A copy of the counters, with the live run count. */
+void md_daemon_get_stats(const md_daemon *d, md_agent_stats *out) {
+  *out = d->env.stats;
+  out->active_runs = d->env.policy.runs;
+}
+
+/* How many listeners were opened (one per listen entry). */
+size_t md_daemon_n_listeners(const md_daemon *d) {
+  return d->n_listeners;
+}
+
+/* The bound address of a listener: tests ask the kernel for a port. */
+int md_daemon_listen_addr(const md_daemon *d, size_t i, md_addr *out) {
+  if (i >= d->n_listeners)
+    return -ENOENT;
+  *out = d->bound[i];
+  return 0;
+}
+
+/* ---- the program */
+
+typedef struct md__main {
+  uv_loop_t loop;
+  md_daemon *d;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t guard; /* bounds the stop, then the wait for stray DNS lookups */
+  bool stopping, forced;
+} md__main;
+
+/* The program's own handles live in md__main: nothing to free. */
+static void main_handle_closed(uv_handle_t *h) {
+  (void)h;
+}
+
+/* Only stray DNS lookups keep the loop alive: leave without them. */
+static void on_linger_over(uv_timer_t *t) {
+  uv_stop(t->loop);
+}
+
+/* Stopped: drop the signal handlers; give stray reverse-DNS lookups (which
+ * may wait on a dead server) a second, not the resolver's timeout. */
+static void on_stopped(md_daemon *d, void *ud) {
+  (void)d;
+  md__main *m = ud;
+  uv_close((uv_handle_t *)&m->sigterm, main_handle_closed);
+  uv_close((uv_handle_t *)&m->sigint, main_handle_closed);
+  uv_timer_stop(&m->guard);
+  uv_timer_start(&m->guard, on_linger_over, MD_DAEMON_EXIT_LINGER_MS, 0);
+  uv_unref((uv_handle_t *)&m->guard);
+}
+
+/* The stop hangs (it should not): exit rather than ignore SIGTERM. */
+static void on_guard(uv_timer_t *t) {
+  md__main *m = t->data;
+  md_warn("stop did not finish within %d s: exiting anyway", MD_DAEMON_STOP_GUARD_MS / 1000);
+  m->forced = true;
+  uv_stop(&m->loop);
+}
+
+/* "SIGTERM" rather than strsignal()'s "Terminated" in the log. */
+static const char *signame(int signum) {
+  return signum == SIGTERM ? "SIGTERM" : signum == SIGINT ? "SIGINT" : "signal";
+}
+
+/* SIGTERM/SIGINT: stop cleanly; a second one: leave now. */
+static void on_signal(uv_signal_t *h, int signum) {
+  md__main *m = h->data;
+  if (m->stopping) {
+    md_warn("%s again: exiting now", signame(signum));
+    m->forced = true;
+    uv_stop(&m->loop);
+    return;
+  }
+  m->stopping = true;
+  md_info("%s: stopping (cancelling runs, closing connections)", signame(signum));
+  uv_timer_start(&m->guard, on_guard, MD_DAEMON_STOP_GUARD_MS, 0);
+  md_daemon_stop(m->d, on_stopped, m);
+}
+
+/* The daemon process from configuration to exit status. */
+int md_daemon_main(const char *config_path, const md_daemon_opts *opts) {
+  md_agent_config cfg;
+  char err[MD_CONFIG_ERRLEN] = "";
+  if (md_agent_config_load(config_path, &cfg, err, sizeof err) < 0) {
+    md_error("%s", err);
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN); /* libuv writes with write(2) */
+  md__main m;
+  memset(&m, 0, sizeof m);
+  uv_loop_init(&m.loop);
+  int rc = md_daemon_start(&m.loop, &cfg, opts, &m.d, err, sizeof err);
+  if (rc < 0) {
+    md_error("%s", err);
+    uv_run(&m.loop, UV_RUN_DEFAULT); /* the handles of the failed start close */
+    uv_loop_close(&m.loop);
+    md_agent_config_free(&cfg);
+    return rc == MD_DAEMON_ETLS ? 2 : 1;
+  }
+  uv_signal_init(&m.loop, &m.sigterm);
+  uv_signal_init(&m.loop, &m.sigint);
+  uv_timer_init(&m.loop, &m.guard);
+  m.sigterm.data = m.sigint.data = m.guard.data = &m;
+  uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&m.sigint, on_signal, SIGINT);
+  uv_run(&m.loop, UV_RUN_DEFAULT);
+  if (m.forced) {
+    fflush(stderr);
+    return 1;
+  }
+  md_daemon_free(m.d);
+  uv_close((uv_handle_t *)&m.guard, main_handle_closed);
+  uv_run(&m.loop, UV_RUN_NOWAIT);
+  bool clean = uv_loop_close(&m.loop) == 0;
+  md_agent_config_free(&cfg);
+  md_info("stopped%s", clean ? "" : " (reverse DNS lookups still pending were abandoned)");
+  return 0;
+}
+
+/* `--check-config`: what start-up would refuse, without listening. */
+int md_daemon_check_config(const char *config_path) {
+  md_agent_config cfg;
+  char err[MD_CONFIG_ERRLEN] = "";
+  if (md_agent_config_load(config_path, &cfg, err, sizeof err) < 0) {
+    md_error("%s", err);
+    return 2;
+  }
+  md_tls_ctx *tls = NULL;
+  int rc =
+      md_tls_ctx_new(MD_TLS_SERVER, cfg.tls.cert, cfg.tls.key, cfg.tls.ca, &tls, err, sizeof err);
+  if (rc < 0) {
+    md_error("%s", err);
+    md_agent_config_free(&cfg);
+    return 2;
+  }
+  md_tls_ctx_free(tls);
+  printf("%s: configuration OK: name '%s', %zu listen address%s, %zu allowed controller%s, %zu "
+         "allowed target prefix%s\n",
+         cfg.path, cfg.name, cfg.n_listen, cfg.n_listen == 1 ? "" : "es",
+         cfg.tls.n_allowed_controllers, cfg.tls.n_allowed_controllers == 1 ? "" : "s",
+         cfg.policy.n_allow_targets, cfg.policy.n_allow_targets == 1 ? "" : "es");
+  md_agent_config_free(&cfg);
+  return 0;
+}

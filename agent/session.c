@@ -1,0 +1,740 @@
+/* session: one controller connection and the runs it asked for. See
+ * session.h for the states, docs/protocol.md for the messages. */
+#include "session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "md_log.h"
+#include "md_time.h"
+
+const char *md_agent_version(void);
+
+typedef enum { S_HANDSHAKE, S_HELLO, S_READY, S_CLOSING } md__sstate;
+typedef enum { R_SCHEDULED, R_RUNNING, R_DONE } md__rstate;
+
+typedef struct md__run md__run;
+
+struct md_session {
+  md_session_env *env;
+  md_session *next, **pprev; /* env->sessions */
+  md_chan *chan;             /* NULL once closed */
+  md__sstate state;
+  char peer[MD_ADDRSTRLEN + 8];
+  char name[MD_WIRE_NAME_MAX + 1];                 /* verified certificate name ("" before TLS) */
+  char who[MD_WIRE_NAME_MAX + MD_ADDRSTRLEN + 16]; /* "ops@198.18.1.1:40000" for logs */
+  char outcome[400];                               /* why we ended it, for the log line */
+  int64_t started_mono;
+  md__run *runs; /* scheduled or probing */
+  unsigned long n_runs;
+  bool close_when_idle; /* shutting down: close once the runs have reported */
+  char why[128];        /* RunResult message for runs cancelled by the shutdown */
+};
+
+struct md__run {
+  md_session_env *env;
+  md_session *s; /* NULL once the session is gone */
+  md__run *next; /* s->runs */
+  char id[MD_WIRE_RUN_ID_MAX + 1];
+  char who[sizeof(((md_session *)0)->who)];
+  char target_name[MD_WIRE_NAME_MAX + 1];
+  md_trace_opts o;
+  md_trace *trace;
+  uv_timer_t timer; /* scheduled start */
+  md__rstate state;
+  int cycles_done;
+  int64_t accepted_mono;
+  char cancel_why[128];
+};
+
+static void session_update_idle(md_session *s);
+
+/* ---- text for logs */
+
+/* A name from the peer made safe for a log line. */
+static void safe_copy(char *dst, size_t len, const char *src) {
+  if (!src)
+    src = "";
+  if (md_wire_text_ok(src, len - 1))
+    snprintf(dst, len, "%s", src);
+  else
+    snprintf(dst, len, "(unprintable)");
+}
+
+/* "icmp to 198.18.4.2 (b) cycles 10 interval 1 s psize 64 ttl 1-30" */
+static void opts_text(const md_trace_opts *o, char *buf, size_t len) {
+  char t[MD_ADDRSTRLEN];
+  md_addr_str(&o->target, t, sizeof t);
+  snprintf(buf, len, "%s to %s%s%s%s cycles %d interval %g s psize %d ttl %d-%d%s",
+           md_proto_name(o->proto), t, o->target_name ? " (" : "",
+           o->target_name ? o->target_name : "", o->target_name ? ")" : "", o->cycles,
+           o->interval_s, o->psize, o->first_ttl, o->max_ttl, o->no_dns ? " no-dns" : "");
+}
+
+/* ---- sending */
+
+/* Drop every host name from hops about to be sent: the message then fits
+ * the frame limit (the controller can resolve names itself). */
+static void strip_names(Mtrdiag__V1__Hop **hops, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < hops[i]->n_hosts; j++) {
+      Mtrdiag__V1__Host *h = hops[i]->hosts[j];
+      if (h->hostname && h->hostname != protobuf_c_empty_string) {
+        free(h->hostname);
+        h->hostname = (char *)protobuf_c_empty_string;
+      }
+    }
+}
+
+/* Send an Error about a run, echoing the run_id only when it is valid. */
+static void send_run_error(md_session *s, Mtrdiag__V1__ErrorCode code, const char *run_id,
+                           const char *msg) {
+  const char *id = md_wire_check_run_id(run_id, NULL, 0) == 0 ? run_id : "";
+  md_chan_send_error(s->chan, code, id, "%s", msg);
+}
+
+/* ---- runs */
+
+/* The run's timer is closed: the last use of its memory. */
+static void run_closed(uv_handle_t *h) {
+  md__run *r = h->data;
+  md_session_env *env = r->env;
+  free(r);
+  env->n_objects--;
+  if (env->on_released)
+    env->on_released(env);
+}
+
+/* Take a run off its session's list (the session may live on). */
+static void run_unlink(md__run *r) {
+  if (!r->s)
+    return;
+  for (md__run **pp = &r->s->runs; *pp; pp = &(*pp)->next)
+    if (*pp == r) {
+      *pp = r->next;
+      break;
+    }
+  r->next = NULL;
+}
+
+/* The RunResult of a run, with its path if it ever started. */
+static void send_result(md__run *r, Mtrdiag__V1__RunStatus st, const char *msg) {
+  md_session *s = r->s;
+  if (!s || !s->chan)
+    return;
+  const md_path *p = r->trace ? md_trace_path(r->trace) : NULL;
+  Mtrdiag__V1__RunResult *rr = NULL;
+  if (md_wire_run_result_new(r->id, st, msg, (uint32_t)r->cycles_done, p, &rr) < 0) {
+    md_chan_send_error(s->chan, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_INTERNAL, r->id,
+                       "out of memory building the RunResult");
+    return;
+  }
+  int rc = md_chan_send(s->chan, &rr->base);
+  if (rc == -EMSGSIZE && rr->path) {
+    strip_names(rr->path->hops, rr->path->n_hops);
+    rc = md_chan_send(s->chan, &rr->base);
+  }
+  if (rc < 0 && rc != -EPIPE)
+    md_warn("run %s for %s: cannot send its RunResult: %s", r->id, r->who, md_wire_strerror(rc));
+  md_wire_free(rr);
+}
+
+/* The single place a run ends: its RunResult, one log line, the policy's
+ * count, and the memory (after the timer has closed). */
+static void run_end(md__run *r, int status, const char *failure) {
+  if (r->state == R_DONE)
+    return;
+  bool started = r->trace != NULL;
+  r->state = R_DONE;
+  md_session_env *env = r->env;
+  Mtrdiag__V1__RunStatus st = md_wire_run_status(status);
+  char msg[300] = "";
+  if (status == -ECANCELED)
+    snprintf(msg, sizeof msg, "%s", r->cancel_why[0] ? r->cancel_why : "cancelled");
+  else if (status < 0 && failure)
+    snprintf(msg, sizeof msg, "%s", failure);
+  else if (status < 0)
+    snprintf(msg, sizeof msg, "probing stopped: %s", strerror(-status));
+  send_result(r, st, msg);
+
+  char opts[400], how[200] = "";
+  opts_text(&r->o, opts, sizeof opts);
+  const md_path *p = started ? md_trace_path(r->trace) : NULL;
+  double secs = (double)(md_now_mono_ns() - r->accepted_mono) / 1e9;
+  if (p)
+    snprintf(how, sizeof how, ", %d cycles, %s, %d hops, %.1f s", r->cycles_done,
+             p->reached ? "reached" : "not reached", p->n_hops, secs);
+  else
+    snprintf(how, sizeof how, ", never started, %.1f s", secs);
+  md_info("run %s for %s: %s: %s%s%s%s%s", r->id, r->who, opts,
+          st == MTRDIAG__V1__RUN_STATUS__RUN_STATUS_OK          ? "OK"
+          : st == MTRDIAG__V1__RUN_STATUS__RUN_STATUS_CANCELLED ? "CANCELLED"
+                                                                : "FAILED",
+          msg[0] ? " (" : "", msg, msg[0] ? ")" : "", how);
+  if (st == MTRDIAG__V1__RUN_STATUS__RUN_STATUS_OK)
+    env->stats.runs_ok++;
+  else if (st == MTRDIAG__V1__RUN_STATUS__RUN_STATUS_CANCELLED)
+    env->stats.runs_cancelled++;
+  else
+    env->stats.runs_failed++;
+
+  md_policy_release(&env->policy, &r->o);
+  env->stats.active_runs = env->policy.runs;
+  md_session *s = r->s;
+  run_unlink(r);
+  r->s = NULL;
+  md_trace_free(r->trace); /* memory goes on the loop; the path is no longer ours */
+  r->trace = NULL;
+  uv_close((uv_handle_t *)&r->timer, run_closed);
+  if (s && s->chan) {
+    if (s->close_when_idle && !s->runs)
+      md_chan_close(s->chan);
+    else
+      session_update_idle(s);
+  }
+}
+
+/* After each cycle: the whole path so far, unless the peer is not reading. */
+static void on_cycle(md_trace *t, void *ud, int cycles_done) {
+  md__run *r = ud;
+  r->cycles_done = cycles_done;
+  md_session *s = r->s;
+  if (!s || !s->chan || md_chan_pending(s->chan) > MD_SESSION_BACKLOG_MAX)
+    return;
+  Mtrdiag__V1__HopUpdate *u = NULL;
+  if (md_wire_hop_update_new(r->id, (uint32_t)cycles_done, md_trace_path(t), &u) < 0)
+    return; /* out of memory: the next snapshot has it all */
+  int rc = md_chan_send(s->chan, &u->base);
+  if (rc == -EMSGSIZE) {
+    strip_names(u->hops, u->n_hops);
+    md_chan_send(s->chan, &u->base);
+  }
+  md_wire_free(u);
+}
+
+/* The engine is done with a run (all cycles, cancelled or failed). */
+static void on_done(md_trace *t, void *ud, int status) {
+  (void)t;
+  run_end(ud, status, NULL);
+}
+
+/* Start probing. 0, or negative errno with the reason in err. */
+static int run_start(md__run *r, char *err, size_t errlen) {
+  static const md_trace_cb cb = {.on_cycle = on_cycle, .on_done = on_done};
+  int rc = md_trace_start(r->env->prober, &r->o, &cb, r, &r->trace, err, errlen);
+  if (rc < 0) {
+    r->trace = NULL;
+    return rc;
+  }
+  r->state = R_RUNNING;
+  return 0;
+}
+
+/* The scheduled start time has come. */
+static void on_start_timer(uv_timer_t *h) {
+  md__run *r = h->data;
+  if (r->state != R_SCHEDULED)
+    return;
+  char err[256] = "";
+  int rc = run_start(r, err, sizeof err);
+  if (rc < 0)
+    run_end(r, rc, err);
+}
+
+/* Stop a run: at once if it has not started, else through the engine
+ * (its on_done follows from the loop). */
+static void run_cancel(md__run *r, const char *why) {
+  if (r->state == R_DONE)
+    return;
+  if (!r->cancel_why[0])
+    snprintf(r->cancel_why, sizeof r->cancel_why, "%s", why);
+  if (r->state == R_SCHEDULED)
+    run_end(r, -ECANCELED, NULL);
+  else
+    md_trace_cancel(r->trace);
+}
+
+int md_run_opts_from_request(const Mtrdiag__V1__RunRequest *r, const char *source_name,
+                             md_trace_opts *o, char *err, size_t errlen) {
+  md_trace_opts_default(o);
+  if (!r->target || md_addr_parse(r->target, &o->target) < 0) {
+    snprintf(err, errlen, "target: not a numeric IPv4 or IPv6 address");
+    return -EINVAL;
+  }
+  if (r->source && r->source[0] && md_addr_parse(r->source, &o->source) < 0) {
+    snprintf(err, errlen, "source: not a numeric IPv4 or IPv6 address");
+    return -EINVAL;
+  }
+  o->target_name = r->target_name && r->target_name[0] ? r->target_name : NULL;
+  o->source_name = source_name;
+  o->proto = (md_proto)r->protocol;
+  if (r->cycles)
+    o->cycles = (int)r->cycles;
+  if (r->interval_ms)
+    o->interval_s = r->interval_ms / 1000.0;
+  if (r->psize)
+    o->psize = (int)r->psize;
+  if (r->first_ttl)
+    o->first_ttl = (int)r->first_ttl;
+  if (r->max_ttl)
+    o->max_ttl = (int)r->max_ttl;
+  if (r->max_unknown)
+    o->max_unknown = (int)r->max_unknown;
+  if (r->gracetime_ms)
+    o->grace_s = r->gracetime_ms / 1000.0;
+  o->tos = (int)r->tos;
+  o->port = (uint16_t)r->port;
+  o->local_port = (uint16_t)r->local_port;
+  o->no_dns = r->no_dns;
+  o->classic = r->classic;
+  return md_trace_opts_check(o, err, errlen);
+}
+
+/* ---- messages */
+
+/* This host's interface addresses for HelloAck (path alignment needs
+ * them): no loopback, no IPv6 link-local, no duplicates. *out is one
+ * malloc'd block of pointers and strings; free() it. */
+static int host_addresses(char ***out, size_t *n, bool *v4, bool *v6) {
+  uv_interface_address_t *ifs = NULL;
+  int count = 0;
+  *out = NULL;
+  *n = 0;
+  *v4 = *v6 = false;
+  int rc = uv_interface_addresses(&ifs, &count);
+  if (rc < 0)
+    return rc;
+  size_t cnt = count > 0 ? (size_t)count : 0;
+  char **list = malloc(cnt * (sizeof(char *) + MD_ADDRSTRLEN) + 1);
+  if (!list) {
+    uv_free_interface_addresses(ifs, count);
+    return -ENOMEM;
+  }
+  char *text = (char *)(list + cnt);
+  size_t k = 0;
+  for (size_t i = 0; i < cnt; i++) {
+    md_addr a;
+    memset(&a, 0, sizeof a);
+    if (ifs[i].is_internal)
+      continue;
+    if (ifs[i].address.address4.sin_family == AF_INET)
+      a.in4 = ifs[i].address.address4;
+    else if (ifs[i].address.address6.sin6_family == AF_INET6)
+      a.in6 = ifs[i].address.address6;
+    else
+      continue;
+    if (md_addr_family(&a) == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&a.in6.sin6_addr))
+      continue;
+    char *s = text + k * MD_ADDRSTRLEN;
+    md_addr_str(&a, s, MD_ADDRSTRLEN);
+    bool dup = false;
+    for (size_t j = 0; j < k && !dup; j++)
+      dup = strcmp(list[j], s) == 0;
+    if (dup)
+      continue;
+    *(md_addr_family(&a) == AF_INET ? v4 : v6) = true;
+    list[k++] = s;
+  }
+  uv_free_interface_addresses(ifs, count);
+  *out = list;
+  *n = k;
+  return 0;
+}
+
+/* Hello: answer with who and what this agent is; the session is up. */
+static void on_hello(md_session *s, const Mtrdiag__V1__Hello *h) {
+  if (h->protocol_version && h->protocol_version != MD_WIRE_VERSION) {
+    snprintf(s->outcome, sizeof s->outcome, "protocol version %u is not spoken here",
+             h->protocol_version);
+    md_chan_fail(s->chan, -EPROTO, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_VERSION_MISMATCH,
+                 "protocol version %u is not spoken here (this agent speaks %d)",
+                 h->protocol_version, MD_WIRE_VERSION);
+    s->state = S_CLOSING;
+    return;
+  }
+  char ctl[64], sw[64];
+  safe_copy(ctl, sizeof ctl, h->controller_name);
+  safe_copy(sw, sizeof sw, h->software_version);
+  md_debug("hello from %s: controller '%s', mtrctl %s, revision %u", s->who, ctl, sw,
+           h->protocol_revision);
+
+  Mtrdiag__V1__HelloAck ack = MTRDIAG__V1__HELLO_ACK__INIT;
+  Mtrdiag__V1__Capabilities caps = MTRDIAG__V1__CAPABILITIES__INIT;
+  Mtrdiag__V1__Protocol protos[3] = {MTRDIAG__V1__PROTOCOL__PROTOCOL_ICMP,
+                                     MTRDIAG__V1__PROTOCOL__PROTOCOL_UDP,
+                                     MTRDIAG__V1__PROTOCOL__PROTOCOL_TCP};
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  char **addrs = NULL;
+  size_t n_addrs = 0;
+  bool v4 = false, v6 = false;
+  host_addresses(&addrs, &n_addrs, &v4, &v6);
+  caps.raw_sockets = md_prober_is_raw(s->env->prober);
+  caps.protocols = protos;
+  caps.n_protocols = caps.raw_sockets ? 3 : 1;
+  caps.ipv4 = v4;
+  caps.ipv6 = v6;
+  caps.one_way_stream = false;
+  ack.protocol_version = MD_WIRE_VERSION;
+  ack.protocol_revision = MD_WIRE_REVISION;
+  ack.agent_name = s->env->cfg->name ? s->env->cfg->name : (char *)"";
+  ack.hostname = host;
+  ack.software_version = (char *)md_agent_version();
+  ack.addresses = addrs;
+  ack.n_addresses = n_addrs;
+  ack.capabilities = &caps;
+  ack.server_real_ns = md_now_real_ns();
+  int rc = md_chan_send(s->chan, &ack.base);
+  free(addrs);
+  if (rc < 0) {
+    md_chan_fail(s->chan, rc, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_INTERNAL,
+                 "cannot send HelloAck: %s", md_wire_strerror(rc));
+    s->state = S_CLOSING;
+    return;
+  }
+  s->state = S_READY;
+  session_update_idle(s);
+}
+
+/* TimeSyncRequest: four timestamps, answered at once. */
+static void on_time_sync(md_session *s, const Mtrdiag__V1__TimeSyncRequest *q, int64_t recv_ns) {
+  Mtrdiag__V1__TimeSyncReply r = MTRDIAG__V1__TIME_SYNC_REPLY__INIT;
+  r.seq = q->seq;
+  r.client_send_real_ns = q->client_send_real_ns;
+  r.server_recv_real_ns = recv_ns;
+  r.server_send_real_ns = md_now_real_ns();
+  md_chan_send(s->chan, &r.base);
+}
+
+/* A run of this session by run_id, for Cancel and duplicates. */
+static md__run *find_run(md_session *s, const char *id) {
+  for (md__run *r = s->runs; r; r = r->next)
+    if (strcmp(r->id, id) == 0)
+      return r;
+  return NULL;
+}
+
+/* A refused RunRequest: Error to the controller, one log line. */
+static void refuse_run(md_session *s, const Mtrdiag__V1__RunRequest *q, const md_trace_opts *o,
+                       Mtrdiag__V1__ErrorCode code, const char *msg) {
+  send_run_error(s, code, q->run_id, msg);
+  s->env->stats.runs_refused++;
+  char id[MD_WIRE_RUN_ID_MAX + 1] = "(invalid)", opts[400] = "";
+  if (md_wire_check_run_id(q->run_id, NULL, 0) == 0)
+    snprintf(id, sizeof id, "%s", q->run_id);
+  if (o)
+    opts_text(o, opts, sizeof opts);
+  md_info("run %s for %s: %s%srefused %s: %s", id, s->who, opts, o ? ": " : "",
+          md_wire_error_name(code), msg);
+}
+
+/* RunRequest: sanity, policy, then start now or at start_at_real_ns. */
+static void on_run_request(md_session *s, const Mtrdiag__V1__RunRequest *q) {
+  md_session_env *env = s->env;
+  char err[512] = "";
+  md_trace_opts o;
+  if (md_wire_check_run_request(q, err, sizeof err) < 0) {
+    refuse_run(s, q, NULL, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST, err);
+    return;
+  }
+  if (s->close_when_idle) {
+    refuse_run(s, q, NULL, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_RUN_FAILED, s->why);
+    return;
+  }
+  if (find_run(s, q->run_id)) {
+    snprintf(err, sizeof err, "run_id '%s' is already in use in this session", q->run_id);
+    refuse_run(s, q, NULL, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST, err);
+    return;
+  }
+  if (md_run_opts_from_request(q, env->cfg->name, &o, err, sizeof err) < 0) {
+    refuse_run(s, q, NULL, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST, err);
+    return;
+  }
+  int64_t now = md_now_real_ns();
+  int64_t delay = q->start_at_real_ns > 0 ? q->start_at_real_ns - now : 0;
+  if (delay > MD_SESSION_MAX_START_DELAY_NS) {
+    snprintf(err, sizeof err,
+             "start_at_real_ns: %.1f s in the future, more than the %lld s allowed",
+             (double)delay / 1e9, MD_SESSION_MAX_START_DELAY_NS / 1000000000LL);
+    refuse_run(s, q, &o, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST, err);
+    return;
+  }
+  md_policy_load_own(&env->policy); /* addresses change (DHCP, failover) */
+  int rc = md_policy_check(&env->policy, &o, err, sizeof err);
+  if (rc < 0) {
+    refuse_run(s, q, &o, md_policy_error_code(rc), err);
+    return;
+  }
+  if (o.proto != MD_PROTO_ICMP && !md_prober_is_raw(env->prober)) { /* also for later starts */
+    snprintf(err, sizeof err, "%s probes need raw sockets (CAP_NET_RAW), which this agent lacks",
+             md_proto_name(o.proto));
+    refuse_run(s, q, &o, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_RUN_FAILED, err);
+    return;
+  }
+
+  md__run *r = calloc(1, sizeof *r);
+  if (!r) {
+    refuse_run(s, q, &o, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_INTERNAL, "out of memory");
+    return;
+  }
+  r->env = env;
+  r->s = s;
+  snprintf(r->id, sizeof r->id, "%s", q->run_id);
+  snprintf(r->who, sizeof r->who, "%s", s->who);
+  r->o = o;
+  if (o.target_name) {
+    snprintf(r->target_name, sizeof r->target_name, "%s", o.target_name);
+    r->o.target_name = r->target_name;
+  }
+  r->accepted_mono = md_now_mono_ns();
+  uv_timer_init(env->loop, &r->timer);
+  r->timer.data = r;
+  env->n_objects++;
+
+  int64_t started_at;
+  if (delay > 1000000) { /* more than a millisecond away: schedule it */
+    r->state = R_SCHEDULED;
+    started_at = q->start_at_real_ns;
+    uv_update_time(env->loop);
+    uv_timer_start(&r->timer, on_start_timer, (uint64_t)((delay + 999999) / 1000000), 0);
+  } else {
+    rc = run_start(r, err, sizeof err);
+    if (rc < 0) {
+      refuse_run(s, q, &o,
+                 rc == -EINVAL ? MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST
+                               : MTRDIAG__V1__ERROR_CODE__ERROR_CODE_RUN_FAILED,
+                 err);
+      r->state = R_DONE;
+      uv_close((uv_handle_t *)&r->timer, run_closed);
+      return;
+    }
+    started_at = md_trace_path(r->trace)->started_at_ns;
+  }
+  md_policy_take(&env->policy, &r->o);
+  env->stats.active_runs = env->policy.runs;
+  env->stats.runs_accepted++;
+  r->next = s->runs;
+  s->runs = r;
+  s->n_runs++;
+
+  Mtrdiag__V1__RunAccepted acc = MTRDIAG__V1__RUN_ACCEPTED__INIT;
+  acc.run_id = r->id;
+  acc.started_at_real_ns = started_at;
+  md_chan_send(s->chan, &acc.base);
+  char opts[400];
+  opts_text(&r->o, opts, sizeof opts);
+  if (r->state == R_SCHEDULED)
+    md_debug("run %s for %s: %s: accepted, starts in %.3f s", r->id, s->who, opts,
+             (double)delay / 1e9);
+  else
+    md_debug("run %s for %s: %s: accepted, started", r->id, s->who, opts);
+  session_update_idle(s);
+}
+
+/* Cancel: the run's RunResult (CANCELLED) answers, or UNKNOWN_RUN. */
+static void on_cancel(md_session *s, const Mtrdiag__V1__Cancel *c) {
+  md__run *r = c->run_id ? find_run(s, c->run_id) : NULL;
+  if (!r) {
+    char id[MD_WIRE_RUN_ID_MAX + 1] = "";
+    if (md_wire_check_run_id(c->run_id, NULL, 0) == 0)
+      snprintf(id, sizeof id, "%s", c->run_id);
+    send_run_error(s, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_UNKNOWN_RUN, id,
+                   "no run with this run_id is active in this session");
+    return;
+  }
+  run_cancel(r, "cancelled by the controller");
+}
+
+/* An Error from the controller: logged; the session goes on. */
+static void on_peer_error(md_session *s, const Mtrdiag__V1__Error *e) {
+  char msg[256], id[MD_WIRE_RUN_ID_MAX + 1];
+  safe_copy(msg, sizeof msg, e->message);
+  safe_copy(id, sizeof id, e->run_id);
+  md_warn("controller %s sent Error %s%s%s: %s", s->who, md_wire_error_name(e->code),
+          id[0] ? " about run " : "", id, msg);
+}
+
+/* READY: one handler per message type; the rest is UNEXPECTED_MESSAGE. */
+static void dispatch(md_session *s, const Mtrdiag__V1__Envelope *env, int64_t recv_ns) {
+  switch (env->msg_case) {
+  case MTRDIAG__V1__ENVELOPE__MSG_TIME_SYNC_REQUEST:
+    on_time_sync(s, env->time_sync_request, recv_ns);
+    break;
+  case MTRDIAG__V1__ENVELOPE__MSG_RUN_REQUEST:
+    on_run_request(s, env->run_request);
+    break;
+  case MTRDIAG__V1__ENVELOPE__MSG_CANCEL:
+    on_cancel(s, env->cancel);
+    break;
+  case MTRDIAG__V1__ENVELOPE__MSG_ERROR:
+    on_peer_error(s, env->error);
+    break;
+  case MTRDIAG__V1__ENVELOPE__MSG_HELLO:
+    md_chan_send_error(s->chan, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE, NULL,
+                       "Hello: the session is already up");
+    break;
+  case MTRDIAG__V1__ENVELOPE__MSG_STREAM_REQUEST:
+    md_chan_send_error(s->chan, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE, NULL,
+                       "StreamRequest: not served by this agent yet");
+    break;
+  default:
+    md_chan_send_error(s->chan, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE, NULL,
+                       "%s: not a message an agent accepts", md_wire_msg_name(env->msg_case));
+    break;
+  }
+}
+
+/* ---- the channel's callbacks */
+
+/* Idle means no messages and no runs: a long run with a quiet controller
+ * is not idle. Before Hello the handshake limit applies instead. */
+static void session_update_idle(md_session *s) {
+  if (!s->chan || s->state != S_READY)
+    return;
+  double secs = s->runs ? 0 : s->env->cfg->policy.idle_timeout;
+  md_chan_set_idle_timeout(s->chan, (unsigned)(secs * 1000.0));
+}
+
+/* Is this certificate name in tls.allowed_controllers (ASCII case-insensitive, as TLS names)? */
+static bool allowed(const md_agent_config *cfg, const char *name) {
+  for (size_t i = 0; i < cfg->tls.n_allowed_controllers; i++)
+    if (strcasecmp(cfg->tls.allowed_controllers[i], name) == 0)
+      return true;
+  return false;
+}
+
+/* TLS is up and the peer verified: authorise it by certificate name. */
+static void on_up(md_chan *c, int status) {
+  md_session *s = md_chan_data(c);
+  if (status < 0)
+    return; /* on_close follows with the reason */
+  const char *name = md_chan_peer_name(c);
+  safe_copy(s->name, sizeof s->name, name);
+  snprintf(s->who, sizeof s->who, "%s@%s", s->name, s->peer);
+  if (!name || !allowed(s->env->cfg, name)) {
+    s->env->stats.not_authorised++;
+    snprintf(s->outcome, sizeof s->outcome,
+             "refused: certificate name '%s' is not in allowed_controllers", s->name);
+    s->state = S_CLOSING;
+    md_chan_fail(c, -EACCES, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_NOT_AUTHORISED,
+                 "controller certificate name '%s' is not in allowed_controllers", s->name);
+    return;
+  }
+  s->state = S_HELLO;
+}
+
+/* One Envelope: Hello first, then the READY messages. */
+static void on_message(md_chan *c, const Mtrdiag__V1__Envelope *env) {
+  int64_t recv_ns = md_now_real_ns();
+  md_session *s = md_chan_data(c);
+  switch (s->state) {
+  case S_HELLO:
+    if (env->msg_case == MTRDIAG__V1__ENVELOPE__MSG_HELLO) {
+      on_hello(s, env->hello);
+      return;
+    }
+    snprintf(s->outcome, sizeof s->outcome, "closed: %s before Hello",
+             md_wire_msg_name(env->msg_case));
+    s->state = S_CLOSING;
+    md_chan_fail(c, -EPROTO, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE,
+                 "expected Hello first, got %s", md_wire_msg_name(env->msg_case));
+    return;
+  case S_READY:
+    dispatch(s, env, recv_ns);
+    return;
+  default:
+    return;
+  }
+}
+
+/* The connection is gone: one log line, its runs cancelled, the session freed. */
+static void on_close(md_chan *c, int status, const char *reason) {
+  md_session *s = md_chan_data(c);
+  md_session_env *env = s->env;
+  s->chan = NULL;
+  s->state = S_CLOSING;
+  double secs = (double)(md_now_mono_ns() - s->started_mono) / 1e9;
+  const char *what =
+      s->outcome[0] ? s->outcome
+      : reason && reason[0]
+          ? reason
+          : (status == 0 ? "closed by the controller" : strerror(status < 0 ? -status : status));
+  md_info("connection from %s cert '%s' (%.1f s, %lu runs): %s", s->peer,
+          s->name[0] ? s->name : "-", secs, s->n_runs, what);
+  /* the runs of a connection that is gone stop now */
+  while (s->runs) {
+    md__run *r = s->runs;
+    s->runs = r->next;
+    r->next = NULL;
+    r->s = NULL;
+    run_cancel(r, "the controller disconnected");
+  }
+  *s->pprev = s->next;
+  if (s->next)
+    s->next->pprev = s->pprev;
+  env->stats.sessions--;
+  free(s);
+  env->n_objects--;
+  if (env->on_released)
+    env->on_released(env);
+}
+
+/* A new connection becomes a session in HANDSHAKE, with the handshake limit armed. */
+int md_session_accept(md_session_env *env, uv_stream_t *listener) {
+  static const md_chan_cb cb = {.on_up = on_up, .on_message = on_message, .on_close = on_close};
+  md_session *s = calloc(1, sizeof *s);
+  if (!s)
+    return -ENOMEM;
+  s->env = env;
+  s->started_mono = md_now_mono_ns();
+  int rc = md_chan_accept(listener, env->tls, &cb, s, &s->chan);
+  if (rc < 0) {
+    free(s);
+    return rc;
+  }
+  snprintf(s->peer, sizeof s->peer, "%s", md_chan_peer_addr(s->chan));
+  snprintf(s->who, sizeof s->who, "-@%s", s->peer);
+  md_chan_set_idle_timeout(s->chan, (unsigned)(env->cfg->policy.handshake_timeout * 1000.0));
+  s->next = env->sessions;
+  if (s->next)
+    s->next->pprev = &s->next;
+  s->pprev = &env->sessions;
+  env->sessions = s;
+  env->n_objects++;
+  env->stats.sessions++;
+  env->stats.connections++;
+  md_debug("connection from %s: TLS handshake", s->peer);
+  return 0;
+}
+
+/* The agent stops: runs end with RunResult CANCELLED, then the connection closes. */
+void md_session_shutdown(md_session *s, const char *why) {
+  if (!s->chan || s->close_when_idle)
+    return;
+  s->close_when_idle = true;
+  snprintf(s->why, sizeof s->why, "%s", why);
+  if (!s->outcome[0])
+    snprintf(s->outcome, sizeof s->outcome, "closed: %s", why);
+  md__run *r = s->runs;
+  while (r) {
+    md__run *next = r->next; /* run_cancel may unlink r */
+    run_cancel(r, why);
+    r = next;
+  }
+  if (s->chan && !s->runs)
+    md_chan_close(s->chan);
+}
+
+/* Every open session, for the daemon's stop. */
+void md_session_shutdown_all(md_session_env *env, const char *why) {
+  md_session *s = env->sessions;
+  while (s) {
+    md_session *next = s->next;
+    md_session_shutdown(s, why);
+    s = next;
+  }
+}
