@@ -246,7 +246,7 @@ int md_trace_cmd_run(md_trace_cmd *cmd) {
     md_error("trace ended early: %s", strerror(-ctx.status));
   if (cmd->output == MD_OUT_JSON) {
     json_t *j = md_path_to_json(p);
-    json_dumpf(j, stdout, JSON_INDENT(2));
+    json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
     fputc('\n', stdout);
     json_decref(j);
   } else if (cmd->output == MD_OUT_REPORT) {

@@ -109,4 +109,13 @@ int md_cli_agents_run(uv_loop_t *loop, const md_ctl_config *cfg, const md_cli_ag
  * default path), run on a loop of its own. */
 int md_cli_agents_main(int argc, char **argv, const char *global_config, FILE *out, FILE *errf);
 
+/* ---- mtrctl diagnose / history / show (cli_diagnose.c) */
+
+void md_cli_diagnose_usage(FILE *out);
+int md_cli_diagnose_main(int argc, char **argv, const char *global_config, FILE *out, FILE *errf);
+void md_cli_history_usage(FILE *out);
+int md_cli_history_main(int argc, char **argv, const char *global_config, FILE *out, FILE *errf);
+void md_cli_show_usage(FILE *out);
+int md_cli_show_main(int argc, char **argv, const char *global_config, FILE *out, FILE *errf);
+
 #endif

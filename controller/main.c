@@ -10,21 +10,20 @@
 #include "cli.h"
 #include "md_log.h"
 
-/* The commands of CONTRACT.md this build does not have yet. */
-static const char *const not_implemented[] = {"diagnose", "history", "show"};
-
 static void usage(FILE *out) {
   fprintf(out,
           "usage: mtrctl [--config FILE] [-v] COMMAND [ARGS...]\n"
           "\n"
           "commands:\n"
+          "  diagnose A B [opts]    trace A->B and B->A at once; one merged report and verdict\n"
+          "  history [--limit N]    past diagnoses, newest first\n"
+          "  show ID [--format F]   one stored diagnosis, rendered again\n"
           "  agents [NAME...]       list inventory agents and whether each answers\n"
           "                         (version, TLS identity, RTT, clock offset, or why not)\n"
           "  pki init --dir DIR     create the deployment CA\n"
           "  pki issue --dir DIR --name NAME --role agent|controller [--san X]...\n"
           "                         issue a certificate signed by it\n"
           "  help [COMMAND]         this text, or a command's\n"
-          "  (diagnose, history and show are not implemented in this version)\n"
           "\n"
           "global options:\n"
           "  --config FILE   configuration file (default: $MTRCTL_CONFIG, else\n"
@@ -33,26 +32,16 @@ static void usage(FILE *out) {
           "  -h, --help      this text\n"
           "  -V, --version   print the version\n"
           "\n"
-          "exit status: 0 ok, 2 usage or configuration error, 3 an agent failed\n"
+          "exit status: 0 ok (diagnose: healthy), 1 diagnose found a problem, 2 usage or\n"
+          "configuration error, 3 an agent failed\n"
           "\n"
           "examples:\n"
+          "  mtrctl diagnose local cvm -c 20 -o ./ticket-4711\n"
           "  mtrctl agents\n"
           "  mtrctl --config ./lab.yaml agents --timeout 2\n"
           "  mtrctl pki issue --dir /etc/mtrdiag/pki --name cvm --role agent --san 203.0.113.7\n"
           "\n"
           "'mtrctl COMMAND --help' or 'mtrctl help COMMAND' describes one command.\n");
-}
-
-static bool is_not_implemented(const char *cmd) {
-  for (size_t i = 0; i < sizeof not_implemented / sizeof *not_implemented; i++)
-    if (strcmp(cmd, not_implemented[i]) == 0)
-      return true;
-  return false;
-}
-
-static int refuse_not_implemented(const char *cmd) {
-  fprintf(stderr, "mtrctl: '%s' is not implemented in this version\n", cmd);
-  return MD_EXIT_USAGE;
 }
 
 /* `mtrctl help [COMMAND]`: the same text as `mtrctl COMMAND --help`. */
@@ -82,8 +71,18 @@ static int help(int argc, char **argv) {
     usage(stdout);
     return MD_EXIT_OK;
   }
-  if (is_not_implemented(cmd))
-    return refuse_not_implemented(cmd);
+  if (strcmp(cmd, "diagnose") == 0) {
+    md_cli_diagnose_usage(stdout);
+    return MD_EXIT_OK;
+  }
+  if (strcmp(cmd, "history") == 0) {
+    md_cli_history_usage(stdout);
+    return MD_EXIT_OK;
+  }
+  if (strcmp(cmd, "show") == 0) {
+    md_cli_show_usage(stdout);
+    return MD_EXIT_OK;
+  }
   fprintf(stderr, "mtrctl help: unknown command '%s'\n", cmd);
   return MD_EXIT_USAGE;
 }
@@ -146,8 +145,12 @@ int main(int argc, char **argv) {
     return md_cli_pki_main(cargc, cargv, stdout, stderr);
   if (strcmp(cmd, "help") == 0)
     return help(cargc, cargv);
-  if (is_not_implemented(cmd))
-    return refuse_not_implemented(cmd);
+  if (strcmp(cmd, "diagnose") == 0)
+    return md_cli_diagnose_main(cargc, cargv, config, stdout, stderr);
+  if (strcmp(cmd, "history") == 0)
+    return md_cli_history_main(cargc, cargv, config, stdout, stderr);
+  if (strcmp(cmd, "show") == 0)
+    return md_cli_show_main(cargc, cargv, config, stdout, stderr);
   fprintf(stderr, "mtrctl: unknown command '%s'\n", cmd);
   usage(stderr);
   return MD_EXIT_USAGE;

@@ -730,3 +730,63 @@ lab_delay_clear() {
   LAB_DELAY_DROPPED=$(sed -E 's/.* ([0-9]+) dropped.*/\1/' <<<"$LAB_DELAY_SUMMARY")
   lab_log "delay on $key removed: ${LAB_DELAY_SUMMARY#md-delay: }"
 }
+
+# ---------------------------------------------------------------- two agents (diagnose)
+
+# Why: the deployment every diagnose scenario needs, made the way an operator makes it:
+# a CA and certificates from `mtrctl pki`, one `mtr-agent --config` on host A ("local")
+# and one on host B ("cvm") of the asymmetric lab, and a controller configuration in
+# $LAB_CTL_CONFIG naming both. Call after lab_build_diamond asym.
+# Sets LAB_CTL_CONFIG, LAB_PKI, LAB_AGENT_PID_A, LAB_AGENT_PID_B.
+# Usage: lab_agents_up [FAMILY 4|6]
+lab_agents_up() {
+  local fam=${1:-4} ctl=$MD_BIN/controller/mtrctl agent=$MD_BIN/agent/mtr-agent
+  local a_addr=$LAB_A4 b_addr=$LAB_B4 a_listen b_listen node name addr peer log
+  [[ $fam == 6 ]] && { a_addr=$LAB_A6; b_addr=$LAB_B6; }
+  LAB_PKI=$LAB_TMP/pki
+  "$ctl" pki init --dir "$LAB_PKI" >/dev/null
+  "$ctl" pki issue --dir "$LAB_PKI" --name local --role agent --san "$LAB_A4" --san "$LAB_A6" >/dev/null
+  "$ctl" pki issue --dir "$LAB_PKI" --name cvm --role agent --san "$LAB_B4" --san "$LAB_B6" >/dev/null
+  "$ctl" pki issue --dir "$LAB_PKI" --name ops --role controller >/dev/null
+  a_listen=$LAB_A4:7447 b_listen=$LAB_B4:7447
+  [[ $fam == 6 ]] && { a_listen="[$LAB_A6]:7447"; b_listen="[$LAB_B6]:7447"; }
+  for node in a b; do
+    if [[ $node == a ]]; then name=local addr=$a_listen peer=$b_addr; else name=cvm addr=$b_listen peer=$a_addr; fi
+    cat >"$LAB_TMP/$name.yaml" <<EOT
+name: $name
+listen: ["$addr"]
+tls: { cert: $LAB_PKI/$name.crt, key: $LAB_PKI/$name.key, ca: $LAB_PKI/ca.crt, allowed_controllers: [ops] }
+policy:
+  allow_targets: ["198.18.0.0/15", "2001:db8::/32"]
+  max_probes_per_second: 2000
+  min_interval: 0.01
+EOT
+    log=$LAB_TMP/agent-$name.err
+    lab_bg "$node" "$LAB_TMP/agent-$name.out" "$log" "$agent" --config "$LAB_TMP/$name.yaml"
+    if [[ $node == a ]]; then LAB_AGENT_PID_A=$LAB_LAST_PID; else LAB_AGENT_PID_B=$LAB_LAST_PID; fi
+    local i
+    for ((i = 0; i < 100; i++)); do
+      grep -q 'listening on' "$log" 2>/dev/null && break
+      sleep 0.05
+    done
+    grep -q 'listening on' "$log" || lab_fail "agent $name does not listen: $(cat "$log")"
+  done
+  LAB_CTL_CONFIG=$LAB_TMP/mtrctl.yaml
+  cat >"$LAB_CTL_CONFIG" <<EOT
+tls: { cert: $LAB_PKI/ops.crt, key: $LAB_PKI/ops.key, ca: $LAB_PKI/ca.crt }
+history: $LAB_TMP/history.db
+agents:
+  local: { address: "$a_listen" }
+  cvm:   { address: "$b_listen" }
+defaults: { protocol: icmp, cycles: 10, interval: 1.0 }
+EOT
+}
+
+# Why: run mtrctl in the controller's place (host A's namespace: it reaches both agents).
+# Sets RC. Usage: lab_mtrctl OUT_PREFIX ARGS...   (stdout OUT_PREFIX.out, stderr OUT_PREFIX.err)
+lab_mtrctl() {
+  local out=$1
+  shift
+  RC=0
+  lab_exec "$LAB_A" "$MD_BIN/controller/mtrctl" --config "$LAB_CTL_CONFIG" "$@" >"$out.out" 2>"$out.err" || RC=$?
+}

@@ -392,10 +392,16 @@ static void test_binary_dispatch(void **state) {
                 "unknown option '--bogus'");
   expect_binary((const char *[]){"--config", NULL}, NULL, 2, NULL, "option --config needs a value");
   expect_binary((const char *[]){"--help=1", NULL}, NULL, 2, NULL, "takes no value");
-  expect_binary((const char *[]){"diagnose", "a", "b", NULL}, NULL, 2, NULL,
-                "'diagnose' is not implemented in this version");
-  expect_binary((const char *[]){"history", NULL}, NULL, 2, NULL, "'history' is not implemented");
-  expect_binary((const char *[]){"show", "x", NULL}, NULL, 2, NULL, "'show' is not implemented");
+  expect_binary((const char *[]){"diagnose", "a", NULL}, NULL, 2, NULL,
+                "diagnose needs two names");
+  expect_binary((const char *[]){"diagnose", "a", "b", "-c", "0", NULL}, NULL, 2, NULL,
+                "--cycles");
+  expect_binary((const char *[]){"diagnose", "a", "b", "--format", "pdf", NULL}, NULL, 2, NULL,
+                "--format must be text, json, markdown or html, not 'pdf'");
+  expect_binary((const char *[]){"diagnose", "a", "b", "--bogus", NULL}, NULL, 2, NULL,
+                "unknown option '--bogus' for 'diagnose'");
+  expect_binary((const char *[]){"history", "--limit", "x", NULL}, NULL, 2, NULL, "--limit");
+  expect_binary((const char *[]){"show", NULL}, NULL, 2, NULL, "give its ID");
   expect_binary((const char *[]){"--help", NULL}, NULL, 0, "usage: mtrctl", NULL);
   expect_binary((const char *[]){"-h", NULL}, NULL, 0, "examples:", NULL);
   expect_binary((const char *[]){"--version", NULL}, NULL, 0, "mtrctl " MD_VERSION, NULL);
@@ -409,7 +415,10 @@ static void test_binary_dispatch(void **state) {
                 "unknown pki command 'frob'");
   expect_binary((const char *[]){"help", "nosuch", NULL}, NULL, 2, NULL,
                 "unknown command 'nosuch'");
-  expect_binary((const char *[]){"help", "diagnose", NULL}, NULL, 2, NULL, "not implemented");
+  expect_binary((const char *[]){"help", "diagnose", NULL}, NULL, 0, "example: mtrctl diagnose", NULL);
+  expect_binary((const char *[]){"diagnose", "--help", NULL}, NULL, 0, "exit status:", NULL);
+  expect_binary((const char *[]){"help", "history", NULL}, NULL, 0, "example:", NULL);
+  expect_binary((const char *[]){"show", "--help", NULL}, NULL, 0, "example:", NULL);
   expect_binary((const char *[]){"pki", NULL}, NULL, 2, NULL, "no pki command given");
   expect_binary((const char *[]){"pki", "issue", "--dir", "/x", NULL}, NULL, 2, NULL,
                 "--name is required");

@@ -1,0 +1,591 @@
+/* diagnose: connect, start both runs at one instant, gather, check the
+ * local ISP against a reference when the procedure asks for it, analyse.
+ * See diagnose.h for the shape; every step is one callback below, in the
+ * order they happen. */
+#include "diagnose.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "diagnosis.h"
+#include "md_log.h"
+#include "md_time.h"
+#include "verdict.h"
+
+#define START_MARGIN_NS 300000000LL /* from "both ready" to the common first probe */
+#define CONNECT_TIMEOUT_MS 5000
+#define CANCEL_GRACE_MS 3000        /* after Ctrl-C / timeout: wait this long for results */
+
+enum run_kind { RUN_MAIN, RUN_REFERENCE };
+
+typedef struct side {
+  struct diag *d;
+  int idx;                     /* 0: A, 1: B */
+  const md_ctl_agent *agent;   /* NULL: B is a plain address */
+  md_report_agent *ra;
+  md_client *client;
+  bool connecting, ready, closed;
+  char target[MD_ADDRSTRLEN];  /* numeric address this side traces to */
+  char target_name[256];
+  char run_id[48], ref_id[48];
+  bool run_open, ref_open;     /* started, no result yet */
+  int64_t accepted_ctl_ns;     /* scheduled first probe, controller clock */
+  uint32_t cycles_done;
+  int hops;
+} side;
+
+typedef struct diag {
+  uv_loop_t *loop;
+  md_tls_ctx *tls;
+  const md_diag_opts *o;
+  md_report *r;
+  side s[2];
+  uv_timer_t deadline;
+  uv_signal_t sigint;
+  bool started, stopping, finished;
+  int64_t t0_mono;
+  const char *reference;
+  unsigned reference_from;     /* MD_REFERENCE_FROM_* */
+  bool reference_asked;
+} diag;
+
+static void check_progress(diag *d);
+
+static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+
+/* ---- live progress (a terminal only) */
+
+static void show_progress(diag *d, bool final) {
+  FILE *f = d->o->progress;
+  if (!f)
+    return;
+  double total = d->o->run.cycles * d->o->run.interval_ms / 1000.0;
+  double spent = (md_now_mono_ns() - d->t0_mono) / 1e9;
+  double left = total + 1.0 - spent;
+  fprintf(f, "\r\033[K");
+  for (int i = 0; i < 2; i++) {
+    side *s = &d->s[i];
+    if (!s->agent)
+      continue;
+    fprintf(f, "%s%s: %u/%u cycles, %d hops", i ? "  |  " : "", i ? "reverse" : "forward",
+            s->cycles_done, d->o->run.cycles, s->hops);
+  }
+  if (!final)
+    fprintf(f, "  |  ~%.0f s left", left > 0 ? left : 0);
+  else
+    fputc('\n', f);
+  fflush(f);
+}
+
+/* ---- ending */
+
+static void handle_closed(uv_handle_t *h) { (void)h; }
+
+/* Everything is in (or given up): close the sessions; the report is
+ * analysed once the last one has closed. */
+static void finish(diag *d) {
+  if (d->finished)
+    return;
+  d->finished = true;
+  for (int i = 0; i < 2; i++)
+    if (d->s[i].client && !d->s[i].closed)
+      md_client_close(d->s[i].client);
+  uv_close((uv_handle_t *)&d->deadline, handle_closed);
+  uv_close((uv_handle_t *)&d->sigint, handle_closed);
+  show_progress(d, true);
+}
+
+static bool any_open_run(diag *d) {
+  for (int i = 0; i < 2; i++)
+    if (d->s[i].run_open || d->s[i].ref_open)
+      return true;
+  return false;
+}
+
+static void on_cancel_grace(uv_timer_t *t) { finish(t->data); }
+
+/* Stop early (Ctrl-C, whole-run timeout): cancel what runs, keep what came. */
+static void stop(diag *d, const char *code, const char *why) {
+  if (d->stopping || d->finished)
+    return;
+  d->stopping = true;
+  md_report_add_error(d->r, NULL, code, "%s", why);
+  for (int i = 0; i < 2; i++) {
+    side *s = &d->s[i];
+    if (s->run_open && s->client)
+      md_client_run_cancel(s->client, s->run_id);
+    if (s->ref_open && s->client)
+      md_client_run_cancel(s->client, s->ref_id);
+  }
+  if (!any_open_run(d)) {
+    finish(d);
+    return;
+  }
+  uv_timer_start(&d->deadline, on_cancel_grace, CANCEL_GRACE_MS, 0);
+}
+
+static void on_deadline(uv_timer_t *t) {
+  diag *d = t->data;
+  char why[128];
+  snprintf(why, sizeof why, "the whole run took longer than --timeout %.0f s: stopped",
+           d->o->timeout_s);
+  stop(d, "timeout", why);
+}
+
+static void on_sigint(uv_signal_t *h, int sig) {
+  (void)sig;
+  diag *d = h->data;
+  stop(d, "interrupted", "interrupted by the operator (Ctrl-C): the report holds what was gathered");
+}
+
+/* ---- starting the runs at one instant */
+
+static void fill_request(diag *d, side *s, Mtrdiag__V1__RunRequest *req, const char *id,
+                         const char *target, const char *target_name, int64_t start_ctl_ns) {
+  *req = d->o->run;
+  req->run_id = (char *)id;
+  req->target = (char *)target;
+  req->target_name = (char *)target_name;
+  req->start_at_real_ns = start_ctl_ns ? md_client_to_agent_ns(s->client, start_ctl_ns) : 0;
+}
+
+/* Both agents are ready (or one has failed): order the runs, with one
+ * start instant on the controller's clock, translated to each agent's. */
+static void start_runs(diag *d) {
+  if (d->started || d->stopping)
+    return;
+  for (int i = 0; i < 2; i++)
+    if (d->s[i].agent && d->s[i].connecting)
+      return; /* still waiting for this one */
+  d->started = true;
+  int64_t start = md_now_real_ns() + START_MARGIN_NS;
+  for (int i = 0; i < 2; i++) {
+    side *s = &d->s[i];
+    if (!s->ready)
+      continue;
+    Mtrdiag__V1__RunRequest req;
+    fill_request(d, s, &req, s->run_id, s->target, s->target_name, start);
+    char err[256];
+    if (md_client_run_start(s->client, &req, err, sizeof err) == 0)
+      s->run_open = true;
+    else
+      md_report_add_error(d->r, s->agent->name, "bad_request", "%s", err);
+  }
+  check_progress(d);
+}
+
+/* ---- the documented local-ISP check */
+
+/* Loss begins in the first three hops of a side's own trace: trace the
+ * reference target from that agent too, a short run. */
+static bool start_reference(diag *d) {
+  if (!d->reference || d->stopping)
+    return false;
+  md_path_verdict fv = {0}, rv = {0};
+  if (d->r->forward)
+    md_verdict(d->r->forward, &fv);
+  if (d->r->reverse)
+    md_verdict(d->r->reverse, &rv);
+  d->reference_from = md_reference_checks(&fv, &rv);
+  md_verdict_clear(&fv);
+  md_verdict_clear(&rv);
+  bool any = false;
+  for (int i = 0; i < 2; i++) {
+    side *s = &d->s[i];
+    if (!(d->reference_from & (1u << i)) || !s->ready || s->closed)
+      continue;
+    md_addr ref;
+    if (md_addr_parse(d->reference, &ref) != 0) {
+      md_report_add_error(d->r, NULL, "reference", "reference target %s is not a numeric address",
+                          d->reference);
+      return false;
+    }
+    Mtrdiag__V1__RunRequest req;
+    fill_request(d, s, &req, s->ref_id, d->reference, "reference", 0);
+    char err[256];
+    if (md_client_run_start(s->client, &req, err, sizeof err) == 0) {
+      s->ref_open = true;
+      any = true;
+    }
+  }
+  return any;
+}
+
+/* The reference run's figures, as a follow-up entry of the report. */
+static void add_reference_followup(diag *d, side *s, const md_path *p) {
+  md_report *r = d->r;
+  md_followup *nf = realloc(r->followup, (r->n_followup + 1) * sizeof *nf);
+  if (!nf)
+    return;
+  r->followup = nf;
+  md_followup *f = &nf[r->n_followup++];
+  memset(f, 0, sizeof *f);
+  f->from = xstrdup(s->agent->name);
+  f->target = xstrdup(d->reference);
+  snprintf(f->protocol, sizeof f->protocol, "%s", r->options.protocol);
+  const md_hop *last = p && p->n_hops ? &p->hops[p->n_hops - 1] : NULL;
+  if (last && p->reached) {
+    f->sent = last->st.sent - last->st.transit;
+    f->recv = last->st.recv;
+    f->loss_pct = md_stats_loss_pct(&last->st);
+    f->avg_ms = md_stats_avg_ms(&last->st);
+  } else if (last) {
+    f->sent = last->st.sent - last->st.transit;
+    f->loss_pct = 100.0;
+  }
+  char why[256];
+  snprintf(why, sizeof why,
+           "documented check before blaming the local ISP: loss begins in the first three hops "
+           "of the %s path, so the same agent traced the reference target %s",
+           s->idx == 0 ? "forward" : "reverse", d->reference);
+  f->why = strdup(why);
+}
+
+/* ---- is everything in? */
+
+static void check_progress(diag *d) {
+  if (d->finished)
+    return;
+  bool waiting_connect = false;
+  for (int i = 0; i < 2; i++)
+    if (d->s[i].agent && d->s[i].connecting)
+      waiting_connect = true;
+  if (waiting_connect)
+    return;
+  if (!d->started && !d->stopping) {
+    start_runs(d);
+    return;
+  }
+  if (any_open_run(d))
+    return;
+  bool main_done = true;
+  for (int i = 0; i < 2; i++)
+    if (d->s[i].run_open)
+      main_done = false;
+  if (main_done && !d->stopping && !d->reference_asked && d->reference &&
+      (d->r->forward || d->r->reverse)) {
+    d->reference_asked = true;
+    if (start_reference(d))
+      return;
+  }
+  finish(d);
+}
+
+/* ---- client callbacks */
+
+static void c_ready(md_client *c) {
+  side *s = md_client_data(c);
+  const md_client_info *in = md_client_get_info(c);
+  s->connecting = false;
+  s->ready = true;
+  free(s->ra->hostname);
+  free(s->ra->version);
+  s->ra->hostname = xstrdup(in->hostname);
+  s->ra->version = xstrdup(in->version);
+  s->ra->clock_offset_ms = in->offset_ns / 1e6;
+  check_progress(s->d);
+}
+
+static void c_accepted(md_client *c, const char *run_id, int64_t started_at_real_ns) {
+  side *s = md_client_data(c);
+  if (strcmp(run_id, s->run_id) == 0)
+    s->accepted_ctl_ns = md_client_from_agent_ns(c, started_at_real_ns);
+}
+
+static void c_update(md_client *c, const char *run_id, uint32_t cycles, const md_path *live) {
+  side *s = md_client_data(c);
+  if (strcmp(run_id, s->run_id) != 0)
+    return;
+  s->cycles_done = cycles;
+  s->hops = live ? live->n_hops : 0;
+  show_progress(s->d, false);
+}
+
+/* A path rebuilt from the last HopUpdate (the agent died mid-run) carries no
+ * "reached" flag and may hold probes past the destination: set the one and
+ * cut the other, as the agent would have. */
+static void fix_partial_path(md_path *p, const char *target) {
+  md_addr t;
+  if (md_addr_parse(target, &t) != 0)
+    return;
+  for (int i = 0; i < p->n_hops; i++) {
+    for (int j = 0; j < p->hops[i].n_hosts; j++) {
+      if (md_addr_equal(&p->hops[i].hosts[j].addr, &t)) {
+        p->reached = true;
+        md_path_truncate(p, p->hops[i].ttl);
+        return;
+      }
+    }
+  }
+}
+
+static void c_result(md_client *c, md_client_result *res) {
+  side *s = md_client_data(c);
+  diag *d = s->d;
+  if (strcmp(res->run_id, s->ref_id) == 0) {
+    s->ref_open = false;
+    add_reference_followup(d, s, res->path);
+    check_progress(d);
+    return;
+  }
+  s->run_open = false;
+  md_path **slot = s->idx == 0 ? &d->r->forward : &d->r->reverse;
+  if (res->path && !res->from_agent)
+    fix_partial_path(res->path, s->target);
+  if (res->path) {
+    md_path_free(*slot);
+    *slot = res->path;
+    res->path = NULL;
+    free((*slot)->source);
+    (*slot)->source = xstrdup(s->agent->name);
+    s->hops = (*slot)->n_hops;
+  }
+  s->cycles_done = res->cycles_done;
+  if (res->status != MTRDIAG__V1__RUN_STATUS__RUN_STATUS_OK && !d->stopping)
+    md_report_add_error(d->r, s->agent->name,
+                        res->status == MTRDIAG__V1__RUN_STATUS__RUN_STATUS_CANCELLED
+                            ? "run_cancelled"
+                            : "run_failed",
+                        "%s's run toward %s did not finish: %s", s->agent->name, s->target,
+                        res->message && res->message[0] ? res->message : "no reason given");
+  check_progress(d);
+}
+
+static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode code,
+                    const char *message) {
+  side *s = md_client_data(c);
+  diag *d = s->d;
+  const char *name = md_wire_error_name(code);
+  md_report_add_error(d->r, s->agent->name, name, "%s", message);
+  if (run_id && strcmp(run_id, s->run_id) == 0)
+    s->run_open = false; /* refused before RunAccepted: no result follows */
+  if (run_id && strcmp(run_id, s->ref_id) == 0)
+    s->ref_open = false;
+  check_progress(d);
+}
+
+static void c_close(md_client *c, int status, enum md_client_err kind, const char *reason) {
+  side *s = md_client_data(c);
+  diag *d = s->d;
+  s->closed = true;
+  s->client = NULL;
+  if (status != 0 && kind != MD_CLIENT_OK)
+    md_report_add_error(d->r, s->agent->name, md_client_err_code(kind), "%s: %s", s->agent->name,
+                        reason && reason[0] ? reason : md_client_err_text(kind));
+  s->connecting = false;
+  s->ready = false;
+  s->run_open = s->ref_open = false; /* their results came first (made up if need be) */
+  check_progress(d);
+}
+
+static const md_client_cb client_cb = {c_ready, c_accepted, c_update, c_result, c_error, c_close};
+
+/* ---- setting up */
+
+/* A numeric address for a name or literal, of the family asked for. */
+static int resolve(const char *host, int family, char *out, size_t outlen, char *err,
+                   size_t errlen) {
+  md_addr a;
+  if (md_addr_parse(host, &a) == 0) {
+    if (family && md_addr_family(&a) != family) {
+      snprintf(err, errlen, "%s is not an IPv%d address", host, family == AF_INET ? 4 : 6);
+      return -EINVAL;
+    }
+    md_addr_str(&a, out, outlen);
+    return 0;
+  }
+  struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_DGRAM}, *res = NULL;
+  int rc = getaddrinfo(host, NULL, &hints, &res);
+  if (rc != 0 || !res) {
+    snprintf(err, errlen, "'%s' is neither an agent of the inventory nor an address that resolves "
+                          "(%s)",
+             host, gai_strerror(rc));
+    return -EINVAL;
+  }
+  memcpy(&a, res->ai_addr, res->ai_addrlen);
+  freeaddrinfo(res);
+  md_addr_str(&a, out, outlen);
+  return 0;
+}
+
+/* The address the other agent should trace to (probe_address, CONTRACT.md). */
+static int probe_target(const md_ctl_agent *ag, int family, char *out, size_t outlen, char *err,
+                        size_t errlen) {
+  const char *pa = ag->probe_address && ag->probe_address[0] ? ag->probe_address : ag->host;
+  if (resolve(pa, family, out, outlen, err, errlen) < 0) {
+    char e2[300];
+    snprintf(e2, sizeof e2, "agent %s: probe address: %s", ag->name, err);
+    snprintf(err, errlen, "%s", e2);
+    return -EINVAL;
+  }
+  return 0;
+}
+
+static void fill_agent(md_report_agent *ra, const md_ctl_agent *ag, const char *probe) {
+  ra->present = true;
+  ra->name = xstrdup(ag->name);
+  ra->address = xstrdup(ag->address);
+  ra->probe_address = xstrdup(probe);
+}
+
+static int setup(diag *d, char *err, size_t errlen) {
+  const md_diag_opts *o = d->o;
+  int family = o->run.family == MTRDIAG__V1__FAMILY__FAMILY_IPV4   ? AF_INET
+               : o->run.family == MTRDIAG__V1__FAMILY__FAMILY_IPV6 ? AF_INET6
+                                                                   : 0;
+  const md_ctl_agent *a = md_ctl_config_find_agent(o->cfg, o->a);
+  if (!a) {
+    snprintf(err, errlen, "A: '%s' is not an agent of the inventory (%s)", o->a, o->cfg->path);
+    return -EINVAL;
+  }
+  const md_ctl_agent *b = md_ctl_config_find_agent(o->cfg, o->b);
+  if (b == a) {
+    snprintf(err, errlen, "A and B are the same agent '%s'", o->a);
+    return -EINVAL;
+  }
+  md_report *r = d->r;
+  side *sa = &d->s[0], *sb = &d->s[1];
+  sa->d = sb->d = d;
+  sa->idx = 0;
+  sb->idx = 1;
+  sa->agent = a;
+  sb->agent = b;
+  sa->ra = &r->a;
+  sb->ra = &r->b;
+  char a_probe[MD_ADDRSTRLEN];
+  if (probe_target(a, family, a_probe, sizeof a_probe, err, errlen) < 0)
+    return -EINVAL;
+  fill_agent(&r->a, a, a_probe);
+  if (b) {
+    if (probe_target(b, family, sa->target, sizeof sa->target, err, errlen) < 0)
+      return -EINVAL;
+    fill_agent(&r->b, b, sa->target);
+    snprintf(sa->target_name, sizeof sa->target_name, "%s", b->name);
+    snprintf(sb->target, sizeof sb->target, "%s", a_probe);
+    snprintf(sb->target_name, sizeof sb->target_name, "%s", a->name);
+  } else {
+    if (resolve(o->b, family, sa->target, sizeof sa->target, err, errlen) < 0)
+      return -EINVAL;
+    r->b.present = false;
+    r->b.name = xstrdup(o->b);
+    r->b.probe_address = xstrdup(sa->target);
+    snprintf(sa->target_name, sizeof sa->target_name, "%s", o->b);
+  }
+  snprintf(sa->run_id, sizeof sa->run_id, "fwd-%s", r->id);
+  snprintf(sb->run_id, sizeof sb->run_id, "rev-%s", r->id);
+  snprintf(sa->ref_id, sizeof sa->ref_id, "ref-a-%s", r->id);
+  snprintf(sb->ref_id, sizeof sb->ref_id, "ref-b-%s", r->id);
+  return 0;
+}
+
+static void connect_side(diag *d, side *s) {
+  md_client_opts co = {.timeout_ms = CONNECT_TIMEOUT_MS, .controller_name = d->o->ran_by};
+  s->connecting = true;
+  int rc = md_client_connect(d->loop, d->tls, s->agent, &co, &client_cb, s, &s->client);
+  if (rc < 0) {
+    s->connecting = false;
+    s->closed = true;
+    md_report_add_error(d->r, s->agent->name, "local", "%s: cannot start a session: %s",
+                        s->agent->name, strerror(-rc));
+  }
+}
+
+/* start_skew_ms: when each run really sent its first probe (the paths'
+ * start times, on each agent's clock), brought to the controller's clock. */
+static void measure_skew(diag *d) {
+  md_report *r = d->r;
+  if (!r->forward || !r->reverse || !r->forward->started_at_ns || !r->reverse->started_at_ns)
+    return;
+  double fa = r->forward->started_at_ns / 1e6 - r->a.clock_offset_ms;
+  double rb = r->reverse->started_at_ns / 1e6 - r->b.clock_offset_ms;
+  r->has_skew = true;
+  r->start_skew_ms = fa > rb ? fa - rb : rb - fa;
+}
+
+/* What the reference trace says, as advice an operator can act on. */
+static void reference_advice(diag *d) {
+  md_diagnosis *g = &d->r->diagnosis;
+  for (int i = 0; i < d->r->n_followup; i++) {
+    const md_followup *f = &d->r->followup[i];
+    if (strcmp(f->why ? f->why : "", "") == 0 || strstr(f->why, "local ISP") == NULL)
+      continue;
+    char line[512];
+    if (f->loss_pct > 0)
+      snprintf(line, sizeof line,
+               "reference check: %s -> %s shows %.1f%% loss as well: the loss is near %s (its "
+               "uplink or local ISP), not specific to this path",
+               f->from, f->target, f->loss_pct, f->from);
+    else
+      snprintf(line, sizeof line,
+               "reference check: %s -> %s shows no loss (%u/%u answered): the loss is specific to "
+               "the path toward the other end, not %s's local ISP as a whole",
+               f->from, f->target, f->recv, f->sent, f->from);
+    char **na = realloc(g->advice, (g->n_advice + 1) * sizeof *na);
+    if (!na)
+      return;
+    g->advice = na;
+    g->advice[g->n_advice++] = strdup(line);
+  }
+}
+
+int md_diag_run(uv_loop_t *loop, md_tls_ctx *tls, const md_diag_opts *o,
+                const md_diag_hooks *hooks, md_report **out, char *err, size_t errlen) {
+  diag *d = calloc(1, sizeof *d);
+  md_report *r = md_report_new();
+  if (!d || !r) {
+    free(d);
+    md_report_free(r);
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  d->loop = loop;
+  d->tls = tls;
+  d->o = o;
+  d->r = r;
+  md_report_new_id(r);
+  r->started_at_ns = md_now_real_ns();
+  r->options = o->ropts;
+  r->ran_by = xstrdup(o->ran_by);
+  d->reference = o->reference ? o->reference : o->cfg->defaults.reference;
+  int rc = setup(d, err, errlen);
+  if (rc < 0) {
+    md_report_free(r);
+    free(d);
+    return rc;
+  }
+  if (hooks && hooks->on_begin)
+    hooks->on_begin(r, hooks->ud);
+  d->t0_mono = md_now_mono_ns();
+  uv_timer_init(loop, &d->deadline);
+  d->deadline.data = d;
+  double limit = o->timeout_s > 0 ? o->timeout_s
+                                   : o->run.cycles * o->run.interval_ms / 1000.0 + 5.0 + 30.0;
+  uv_timer_start(&d->deadline, on_deadline, (uint64_t)(limit * 1000), 0);
+  uv_signal_init(loop, &d->sigint);
+  d->sigint.data = d;
+  uv_signal_start(&d->sigint, on_sigint, SIGINT);
+  for (int i = 0; i < 2; i++)
+    if (d->s[i].agent)
+      connect_side(d, &d->s[i]);
+  check_progress(d);
+  uv_run(loop, UV_RUN_DEFAULT);
+
+  r->finished_at_ns = md_now_real_ns();
+  measure_skew(d);
+  md_report_analyse(r);
+  reference_advice(d);
+  *out = r;
+  free(d);
+  return 0;
+}
+
+int md_diag_exit_status(const md_report *r) {
+  if (r->n_errors > 0)
+    return 3;
+  return r->diagnosis.status == MD_STATUS_HEALTHY ? 0 : 1;
+}
