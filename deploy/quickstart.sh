@@ -36,11 +36,13 @@ if ((loss > 0)); then
   lab_log "injected $loss% loss on r2f -> r3 (a link only the forward path uses)"
 fi
 ctl=("$MD_BIN/controller/mtrctl" --config "$LAB_CTL_CONFIG")
-echo "+ mtrctl diagnose local cvm -c 10 -i 0.5 -o $LAB_TMP/bundle ${args[*]}"
+bundle=$src/build/quickstart-bundle
+rm -rf "$bundle"
+echo "+ mtrctl diagnose local cvm -c 10 -i 0.5 -o $bundle ${args[*]}"
 rc=0
-lab_exec "$LAB_A" "${ctl[@]}" diagnose local cvm -c 10 -i 0.5 -o "$LAB_TMP/bundle" "${args[@]}" || rc=$?
+lab_exec "$LAB_A" "${ctl[@]}" diagnose local cvm -c 10 -i 0.5 -o "$bundle" "${args[@]}" || rc=$?
 echo "(exit status $rc: 0 healthy, 1 problem found, 3 an agent failed)"
-ls "$LAB_TMP/bundle"
+echo "evidence bundle (kept after the lab is gone): $bundle: $(ls "$bundle" | tr '\n' ' ')"
 if ((keep)); then
   cat <<EOT
 
