@@ -1,6 +1,6 @@
 /* daemon: start-up (configuration, TLS, probe sockets, listeners), the
- * connection limit, signals and a clean stop. Sessions themselves are in
- * session.c. See daemon.h. */
+ * privilege drop, the connection limit, reload, signals and a clean stop.
+ * Sessions themselves are in session.c. See daemon.h. */
 #include "daemon.h"
 
 #include <errno.h>
@@ -8,17 +8,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "md_log.h"
+#include "privdrop.h"
 
 #define MD_DAEMON_BACKLOG 128
 #define MD_DAEMON_OVER_LOG_MAX 64 /* peers remembered for "logged once" */
 #define MD_DAEMON_STOP_GUARD_MS 10000
 #define MD_DAEMON_EXIT_LINGER_MS 1000
 
+/* A configuration installed by a reload: the daemon's to free. */
+typedef struct md__cfg {
+  md_agent_config cfg;
+  struct md__cfg *next;
+} md__cfg;
+
 struct md_daemon {
   md_session_env env; /* first: on_released gets &d->env */
   md_daemon_opts opts;
+  md__cfg *cfg_own; /* the configuration in force when a reload installed it, else NULL */
+  md__cfg *retired; /* replaced by a reload; freed once no session or run exists */
   uv_tcp_t *listeners;
   md_addr *bound;
   size_t n_listeners;
@@ -46,11 +56,26 @@ static void maybe_stopped(md_daemon *d) {
     md_daemon_free(d);
 }
 
+/* Configurations a reload replaced: sessions and runs may hold pointers
+ * into the one they started under (the run's source name...), so they go
+ * only when no session or run is left. */
+static void free_retired(md_daemon *d, bool all) {
+  if (!all && d->env.n_objects > 0)
+    return;
+  while (d->retired) {
+    md__cfg *c = d->retired;
+    d->retired = c->next;
+    md_agent_config_free(&c->cfg);
+    free(c);
+  }
+}
+
 /* A session or run was freed: the connection limit may have room again. */
 static void on_released(md_session_env *env) {
   md_daemon *d = (md_daemon *)env;
   if (env->stats.sessions < env->cfg->policy.max_connections)
     d->n_over_logged = 0; /* the overload episode is over: log anew next time */
+  free_retired(d, false);
   maybe_stopped(d);
 }
 
@@ -141,10 +166,30 @@ static int listen_all(md_daemon *d, char *err, size_t errlen) {
   return 0;
 }
 
+/* "ops, oncall" from tls.allowed_controllers, or "none". */
+static void controllers_str(const md_agent_config *cfg, char *ctl, size_t len) {
+  size_t off = 0;
+  ctl[0] = '\0';
+  for (size_t i = 0; i < cfg->tls.n_allowed_controllers && off < len; i++) {
+    int w = snprintf(ctl + off, len - off, "%s%s", i ? ", " : "", cfg->tls.allowed_controllers[i]);
+    off += w > 0 ? (size_t)w : 0;
+  }
+  if (!ctl[0])
+    snprintf(ctl, len, "none");
+}
+
+/* What an empty list means, said at start and at every reload. */
+static void warn_empty(const md_agent_config *cfg) {
+  if (cfg->tls.n_allowed_controllers == 0)
+    md_warn("tls.allowed_controllers is empty: no controller may command this agent");
+  if (cfg->policy.n_allow_targets == 0)
+    md_warn("policy.allow_targets is empty: every run will be refused");
+}
+
 /* The one start-up line: where, who, how it probes, who may command it. */
 static void log_started(const md_daemon *d) {
   const md_agent_config *cfg = d->env.cfg;
-  char where[512] = "", ctl[256] = "";
+  char where[512] = "", ctl[256];
   size_t off = 0;
   for (size_t i = 0; i < d->n_listeners && off < sizeof where; i++) {
     char a[MD_ADDRSTRLEN + 8];
@@ -152,22 +197,14 @@ static void log_started(const md_daemon *d) {
                      md_addr_str_hostport(&d->bound[i], a, sizeof a));
     off += w > 0 ? (size_t)w : 0;
   }
-  off = 0;
-  for (size_t i = 0; i < cfg->tls.n_allowed_controllers && off < sizeof ctl; i++) {
-    int w = snprintf(ctl + off, sizeof ctl - off, "%s%s", i ? ", " : "",
-                     cfg->tls.allowed_controllers[i]);
-    off += w > 0 ? (size_t)w : 0;
-  }
+  controllers_str(cfg, ctl, sizeof ctl);
   md_info("listening on %s as '%s' (mtr-agent %s, %s; controllers: %s; %zu allowed target "
           "prefixes)",
           where, cfg->name, md_agent_version(),
           md_prober_is_raw(d->env.prober) ? "raw sockets: icmp, udp, tcp"
                                           : "no raw sockets: icmp only",
-          ctl[0] ? ctl : "none", cfg->policy.n_allow_targets);
-  if (cfg->tls.n_allowed_controllers == 0)
-    md_warn("tls.allowed_controllers is empty: no controller may command this agent");
-  if (cfg->policy.n_allow_targets == 0)
-    md_warn("policy.allow_targets is empty: every run will be refused");
+          ctl, cfg->policy.n_allow_targets);
+  warn_empty(cfg);
 }
 
 int md_daemon_start(uv_loop_t *loop, const md_agent_config *cfg, const md_daemon_opts *opts,
@@ -233,9 +270,90 @@ void md_daemon_free(md_daemon *d) {
     return;
   }
   md_policy_free(&d->env.policy);
+  free_retired(d, true);
+  if (d->cfg_own) {
+    md_agent_config_free(&d->cfg_own->cfg);
+    free(d->cfg_own);
+  }
   free(d->listeners);
   free(d->bound);
   free(d);
+}
+
+/* Same listen addresses in the same order. */
+static bool same_listen(const md_agent_config *a, const md_agent_config *b) {
+  if (a->n_listen != b->n_listen)
+    return false;
+  for (size_t i = 0; i < a->n_listen; i++)
+    if (!md_addr_equal(&a->listen[i].addr, &b->listen[i].addr) ||
+        md_addr_port(&a->listen[i].addr) != md_addr_port(&b->listen[i].addr))
+      return false;
+  return true;
+}
+
+static bool same_str(const char *a, const char *b) {
+  return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* New TLS context first (the step that can fail), then the swap. */
+int md_daemon_reload(md_daemon *d, md_agent_config *cfg, char *err, size_t errlen) {
+  if (d->stopping) {
+    snprintf(err, errlen, "the agent is stopping");
+    return -ESHUTDOWN;
+  }
+  md_tls_ctx *tls = NULL;
+  if (md_tls_ctx_new(MD_TLS_SERVER, cfg->tls.cert, cfg->tls.key, cfg->tls.ca, &tls, err, errlen) <
+      0)
+    return MD_DAEMON_ETLS;
+  md__cfg *node = calloc(1, sizeof *node);
+  if (!node) {
+    md_tls_ctx_free(tls);
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  const md_agent_config *old = d->env.cfg;
+  if (!same_listen(old, cfg))
+    md_warn("%s: listen changed: the agent goes on listening where it listens now until it is "
+            "restarted",
+            cfg->path);
+  if (!same_str(old->user, cfg->user))
+    md_warn("%s: user changed: it takes effect when the agent is restarted", cfg->path);
+  node->cfg = *cfg;
+  memset(cfg, 0, sizeof *cfg);
+  /* Live connections hold their own reference to the old SSL_CTX. */
+  md_tls_ctx_free(d->env.tls);
+  d->env.tls = tls;
+  d->env.cfg = &node->cfg;
+  d->env.policy.cfg = &node->cfg;
+  if (d->cfg_own) {
+    d->cfg_own->next = d->retired;
+    d->retired = d->cfg_own;
+  }
+  d->cfg_own = node;
+  free_retired(d, false);
+  char ctl[256];
+  controllers_str(&node->cfg, ctl, sizeof ctl);
+  md_info("configuration reloaded from %s: name '%s', certificate %s, controllers: %s, %zu allowed "
+          "target prefixes (%u connections and %u runs in flight go on)",
+          node->cfg.path, node->cfg.name, node->cfg.tls.cert, ctl, node->cfg.policy.n_allow_targets,
+          d->env.stats.sessions, d->env.policy.runs);
+  warn_empty(&node->cfg);
+  return 0;
+}
+
+/* SIGHUP's work: load, then reload; the old configuration stays on error. */
+int md_daemon_reload_file(md_daemon *d, const char *path, char *err, size_t errlen) {
+  md_agent_config cfg;
+  int rc = md_agent_config_load(path, &cfg, err, errlen);
+  if (rc < 0)
+    return rc;
+  rc = md_daemon_reload(d, &cfg, err, errlen);
+  md_agent_config_free(&cfg); /* zeroed on success: nothing left to free */
+  return rc;
+}
+
+const md_agent_config *md_daemon_config(const md_daemon *d) {
+  return d->env.cfg;
 }
 
 /* The policy counts runs from acceptance to RunResult: that is "active". */
@@ -272,7 +390,8 @@ int md_daemon_listen_addr(const md_daemon *d, size_t i, md_addr *out) {
 typedef struct md__main {
   uv_loop_t loop;
   md_daemon *d;
-  uv_signal_t sigterm, sigint;
+  const char *config_path;
+  uv_signal_t sigterm, sigint, sighup;
   uv_timer_t guard; /* bounds the stop, then the wait for stray DNS lookups */
   bool stopping, forced;
 } md__main;
@@ -294,6 +413,7 @@ static void on_stopped(md_daemon *d, void *ud) {
   md__main *m = ud;
   uv_close((uv_handle_t *)&m->sigterm, main_handle_closed);
   uv_close((uv_handle_t *)&m->sigint, main_handle_closed);
+  uv_close((uv_handle_t *)&m->sighup, main_handle_closed);
   uv_timer_stop(&m->guard);
   uv_timer_start(&m->guard, on_linger_over, MD_DAEMON_EXIT_LINGER_MS, 0);
   uv_unref((uv_handle_t *)&m->guard);
@@ -327,6 +447,28 @@ static void on_signal(uv_signal_t *h, int signum) {
   md_daemon_stop(m->d, on_stopped, m);
 }
 
+/* SIGHUP: reload certificates and policy; on any error the running
+ * configuration stays (and says so). */
+static void on_sighup(uv_signal_t *h, int signum) {
+  (void)signum;
+  md__main *m = h->data;
+  if (m->stopping)
+    return;
+  char err[MD_CONFIG_ERRLEN] = "";
+  md_info("SIGHUP: reloading %s", m->config_path);
+  if (md_daemon_reload_file(m->d, m->config_path, err, sizeof err) < 0)
+    md_error("reload failed, the running configuration stays: %s%s", err,
+             geteuid() != 0 && strstr(err, strerror(EACCES))
+                 ? " (the agent no longer runs as root: the configuration and TLS files must be "
+                   "readable by its user, see docs/security.md)"
+                 : "");
+}
+
+/* --user wins over the config's user: */
+static const char *wanted_user(const md_agent_config *cfg, const md_daemon_opts *opts) {
+  return opts && opts->user && opts->user[0] ? opts->user : cfg->user;
+}
+
 /* The daemon process from configuration to exit status. */
 int md_daemon_main(const char *config_path, const md_daemon_opts *opts) {
   md_agent_config cfg;
@@ -335,13 +477,37 @@ int md_daemon_main(const char *config_path, const md_daemon_opts *opts) {
     md_error("%s", err);
     return 2;
   }
+  md_privdrop_plan plan;
+  if (md_privdrop_resolve(wanted_user(&cfg, opts), geteuid(), &plan, err, sizeof err) < 0) {
+    md_error("%s", err);
+    md_agent_config_free(&cfg);
+    return 2;
+  }
   signal(SIGPIPE, SIG_IGN); /* libuv writes with write(2) */
   md__main m;
   memset(&m, 0, sizeof m);
+  m.config_path = config_path;
   uv_loop_init(&m.loop);
+  /* Before anything can take a while: a SIGHUP must never kill the agent. */
+  uv_signal_init(&m.loop, &m.sighup);
+  m.sighup.data = &m;
+  uv_signal_start(&m.sighup, on_sighup, SIGHUP);
   int rc = md_daemon_start(&m.loop, &cfg, opts, &m.d, err, sizeof err);
-  if (rc < 0) {
+  if (rc == 0) {
+    /* Raw sockets, TLS context and listeners exist: nothing privileged is left to do. */
+    rc = md_privdrop_apply(&plan, err, sizeof err);
+    if (rc < 0) {
+      md_error("cannot drop privileges, stopping: %s", err);
+      md_daemon_free(m.d); /* stops, then frees itself once closed */
+      uv_close((uv_handle_t *)&m.sighup, main_handle_closed);
+      uv_run(&m.loop, UV_RUN_DEFAULT);
+      uv_loop_close(&m.loop);
+      md_agent_config_free(&cfg);
+      return 1;
+    }
+  } else {
     md_error("%s", err);
+    uv_close((uv_handle_t *)&m.sighup, main_handle_closed);
     uv_run(&m.loop, UV_RUN_DEFAULT); /* the handles of the failed start close */
     uv_loop_close(&m.loop);
     md_agent_config_free(&cfg);
@@ -368,13 +534,21 @@ int md_daemon_main(const char *config_path, const md_daemon_opts *opts) {
 }
 
 /* `--check-config`: what start-up would refuse, without listening. */
-int md_daemon_check_config(const char *config_path) {
+int md_daemon_check_config(const char *config_path, const md_daemon_opts *opts) {
   md_agent_config cfg;
   char err[MD_CONFIG_ERRLEN] = "";
   if (md_agent_config_load(config_path, &cfg, err, sizeof err) < 0) {
     md_error("%s", err);
     return 2;
   }
+  md_privdrop_plan plan;
+  char who[256];
+  if (md_privdrop_resolve(wanted_user(&cfg, opts), geteuid(), &plan, err, sizeof err) < 0) {
+    md_error("%s", err);
+    md_agent_config_free(&cfg);
+    return 2;
+  }
+  md_privdrop_describe(&plan, who, sizeof who);
   md_tls_ctx *tls = NULL;
   int rc =
       md_tls_ctx_new(MD_TLS_SERVER, cfg.tls.cert, cfg.tls.key, cfg.tls.ca, &tls, err, sizeof err);
@@ -385,10 +559,10 @@ int md_daemon_check_config(const char *config_path) {
   }
   md_tls_ctx_free(tls);
   printf("%s: configuration OK: name '%s', %zu listen address%s, %zu allowed controller%s, %zu "
-         "allowed target prefix%s\n",
+         "allowed target prefix%s; %s\n",
          cfg.path, cfg.name, cfg.n_listen, cfg.n_listen == 1 ? "" : "es",
          cfg.tls.n_allowed_controllers, cfg.tls.n_allowed_controllers == 1 ? "" : "s",
-         cfg.policy.n_allow_targets, cfg.policy.n_allow_targets == 1 ? "" : "es");
+         cfg.policy.n_allow_targets, cfg.policy.n_allow_targets == 1 ? "" : "es", who);
   md_agent_config_free(&cfg);
   return 0;
 }

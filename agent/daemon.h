@@ -2,9 +2,10 @@
  * (docs/agent.md).
  *
  * md_daemon_main() is the whole program: configuration, TLS, probe
- * sockets, listeners, signals, the loop. md_daemon_start() is the same
- * service on a loop and configuration the caller owns, so tests can run
- * an agent and its controllers in one process:
+ * sockets, listeners, the privilege drop, signals (SIGHUP reloads), the
+ * loop. md_daemon_start() is the same service (without the privilege
+ * drop) on a loop and configuration the caller owns, so tests can run an
+ * agent and its controllers in one process:
  *
  *   md_daemon *d;
  *   md_daemon_start(loop, &cfg, NULL, &d, err, sizeof err);
@@ -33,6 +34,7 @@ typedef struct md_daemon md_daemon;
 
 typedef struct md_daemon_opts {
   unsigned prober_flags; /* md_prober_open flags: MD_PROBER_NO_RAW for tests */
+  const char *user;      /* md_daemon_main: --user, over the config's `user:`; NULL: not given */
 } md_daemon_opts;
 
 /* md_daemon_start's error for unusable TLS files (certificate, key, CA);
@@ -56,6 +58,25 @@ void md_daemon_stop(md_daemon *d, void (*done)(md_daemon *d, void *ud), void *ud
  * handles closed, which happens on the next loop run). NULL is fine. */
 void md_daemon_free(md_daemon *d);
 
+/* Reload (SIGHUP): from now on, new connections get a TLS server context
+ * made from cfg's certificate, key and CA, and every check reads cfg:
+ * allowed_controllers for new connections, the whole policy
+ * (allow_targets, limits, timeouts) for new RunRequests, `name` for new
+ * HelloAcks and runs. Connections and runs in flight go on undisturbed
+ * (an accepted run is never re-checked). `listen` and `user` take effect
+ * at the next start only (a warning says so when they changed).
+ * On success the daemon takes over cfg's contents (and zeroes *cfg);
+ * the configuration it replaces is released once nothing can point into
+ * it (the caller's own, given to md_daemon_start, is never freed here).
+ * On failure nothing changes and *cfg stays the caller's: MD_DAEMON_ETLS
+ * (the new TLS files are unusable), -ESHUTDOWN (stopping), -ENOMEM. */
+int md_daemon_reload(md_daemon *d, md_agent_config *cfg, char *err, size_t errlen);
+/* Load path (md_agent_config_load) and md_daemon_reload it, logging the
+ * outcome; a configuration error is returned as the loader's (-EINVAL...). */
+int md_daemon_reload_file(md_daemon *d, const char *path, char *err, size_t errlen);
+/* The configuration in force (the last successful reload's, or the start's). */
+const md_agent_config *md_daemon_config(const md_daemon *d);
+
 /* Runs scheduled or probing now, over all sessions. */
 unsigned md_daemon_active_runs(const md_daemon *d);
 /* Controller connections open now. */
@@ -66,13 +87,16 @@ void md_daemon_get_stats(const md_daemon *d, md_agent_stats *out);
 size_t md_daemon_n_listeners(const md_daemon *d);
 int md_daemon_listen_addr(const md_daemon *d, size_t i, md_addr *out);
 
-/* The program: load config_path, serve until SIGTERM or SIGINT, and
- * return the exit status (0 clean stop, 2 configuration or TLS file
- * error, 1 anything else, such as a listen address in use). */
+/* The program: load config_path, start, drop privileges (privdrop.h:
+ * the service user, no capabilities), serve until SIGTERM or SIGINT,
+ * reload on SIGHUP, and return the exit status (0 clean stop, 2
+ * configuration or TLS file error or unknown user, 1 anything else, such
+ * as a listen address in use or a privilege drop that failed). */
 int md_daemon_main(const char *config_path, const md_daemon_opts *opts);
 
-/* Load config_path and the TLS files, print what would be served, and
- * return the exit status (0 or 2), without listening (`--check-config`). */
-int md_daemon_check_config(const char *config_path);
+/* Load config_path and the TLS files, resolve the user, print what would
+ * be served, and return the exit status (0 or 2), without listening
+ * (`--check-config`). opts may be NULL. */
+int md_daemon_check_config(const char *config_path, const md_daemon_opts *opts);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "daemon.h"
 #include "md_log.h"
+#include "privdrop.h"
 #include "trace_cmd.h"
 
 /* Everything an operator needs to start the daemon, with an example. */
@@ -17,14 +18,20 @@ static void usage(FILE *out) {
           "  -c, --config FILE    agent configuration (default %s)\n"
           "  -t, --check-config   load the configuration and TLS files, report, exit\n"
           "      --no-raw         ICMP datagram sockets even with CAP_NET_RAW (ICMP only)\n"
+          "  -u, --user NAME      started as root: run as NAME once the sockets are open\n"
+          "                       (default: config user:, else %s when it exists)\n"
           "  -v, --verbose        debug messages too\n"
           "  -h, --help           this text\n"
           "  -V, --version        the version\n"
           "\n"
           "The daemon listens for controllers (mtrctl) over mutually authenticated TLS 1.3 and\n"
           "traces on their command, within its policy. It logs one line per connection and per\n"
-          "run to stderr; SIGTERM or SIGINT stop it cleanly (runs cancelled, exit 0).\n"
-          "Exit status: 0 stopped on request, 2 configuration or TLS file error, 1 other errors.\n"
+          "run to stderr; SIGTERM or SIGINT stop it cleanly (runs cancelled, exit 0); SIGHUP\n"
+          "reloads certificates and policy from the file (connections and runs go on).\n"
+          "Once its raw sockets and listeners are open it gives up root and every capability\n"
+          "(docs/security.md): the TLS files and the config must be readable by its user.\n"
+          "Exit status: 0 stopped on request, 2 configuration or TLS file error or unknown\n"
+          "user, 1 other errors.\n"
           "\n"
           "example:\n"
           "  mtrctl pki issue --dir /etc/mtrdiag/pki --name cvm --role agent --san 203.0.113.7\n"
@@ -35,7 +42,7 @@ static void usage(FILE *out) {
           "  policy: { allow_targets: [\"198.51.100.10/32\"] }\n"
           "  EOF\n"
           "  mtr-agent --config /etc/mtr-agent/config.yaml\n",
-          MD_AGENT_CONFIG_DEFAULT_PATH);
+          MD_AGENT_CONFIG_DEFAULT_PATH, MD_PRIVDROP_DEFAULT_USER);
 }
 
 /* `mtr-agent trace ...`, exactly as before the daemon existed. */
@@ -65,19 +72,17 @@ int main(int argc, char **argv) {
     return trace_main(argc, argv);
 
   enum { OPT_NO_RAW = 1000 };
-  static const struct option longs[] = {{"config", required_argument, 0, 'c'},
-                                        {"check-config", no_argument, 0, 't'},
-                                        {"no-raw", no_argument, 0, OPT_NO_RAW},
-                                        {"verbose", no_argument, 0, 'v'},
-                                        {"help", no_argument, 0, 'h'},
-                                        {"version", no_argument, 0, 'V'},
-                                        {0, 0, 0, 0}};
+  static const struct option longs[] = {
+      {"config", required_argument, 0, 'c'},  {"check-config", no_argument, 0, 't'},
+      {"no-raw", no_argument, 0, OPT_NO_RAW}, {"user", required_argument, 0, 'u'},
+      {"verbose", no_argument, 0, 'v'},       {"help", no_argument, 0, 'h'},
+      {"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
   const char *config = MD_AGENT_CONFIG_DEFAULT_PATH;
   bool check = false;
   md_daemon_opts opts = {0};
   int c;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":c:tvhV", longs, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":c:tu:vhV", longs, NULL)) != -1) {
     switch (c) {
     case 'c':
       config = optarg;
@@ -87,6 +92,9 @@ int main(int argc, char **argv) {
       break;
     case OPT_NO_RAW:
       opts.prober_flags |= MD_PROBER_NO_RAW;
+      break;
+    case 'u':
+      opts.user = optarg;
       break;
     case 'v':
       md_log_init("mtr-agent", MD_LOG_DEBUG);
@@ -113,6 +121,6 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (check)
-    return md_daemon_check_config(config);
+    return md_daemon_check_config(config, &opts);
   return md_daemon_main(config, &opts);
 }

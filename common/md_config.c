@@ -1147,11 +1147,11 @@ static void md__agent_defaults(md_agent_config *cfg) {
 
 /* The top level of the agent's file. */
 static int md__agent_root(md__ctx *c, md_agent_config *cfg) {
-  static const char *const keys[] = {"name", "listen", "tls", "policy"};
-  int seen[4] = {0}, root = c->root, rc = 0;
+  static const char *const keys[] = {"name", "listen", "tls", "policy", "user"};
+  int seen[5] = {0}, root = c->root, rc = 0;
   md__agent_defaults(cfg);
   for (int k = c->nodes[root].first; rc == 0 && k >= 0; k = md__next_pair(c, k)) {
-    int v = c->nodes[k].next, which = md__key(c, k, keys, 4, seen);
+    int v = c->nodes[k].next, which = md__key(c, k, keys, 5, seen);
     if (which < 0)
       return which;
     size_t old = md__push(c, keys[which], strlen(keys[which]));
@@ -1165,8 +1165,11 @@ static int md__agent_root(md__ctx *c, md_agent_config *cfg) {
     case 2:
       rc = md__agent_tls(c, v, cfg);
       break;
-    default:
+    case 3:
       rc = md__agent_policy(c, v, cfg);
+      break;
+    default:
+      rc = md__get_name(c, v, &cfg->user); /* a user name: the same characters */
       break;
     }
     md__pop(c, old);
@@ -1225,6 +1228,7 @@ void md_agent_config_free(md_agent_config *cfg) {
     return;
   free(cfg->path);
   free(cfg->name);
+  free(cfg->user);
   for (size_t i = 0; i < cfg->n_listen; i++)
     free(cfg->listen[i].text);
   free(cfg->listen);

@@ -54,6 +54,7 @@ typedef struct md_listen {
 typedef struct md_agent_config {
   char *path; /* the file it was loaded from (display name), for messages */
   char *name; /* this agent's name (its certificate name) */
+  char *user; /* `user:` the service user to run as when started as root, or NULL */
   md_listen *listen;
   size_t n_listen; /* >= 1 */
   struct {

@@ -738,6 +738,8 @@ lab_delay_clear() {
 # and one on host B ("cvm") of the asymmetric lab, and a controller configuration in
 # $LAB_CTL_CONFIG naming both. Call after lab_build_diamond asym.
 # Sets LAB_CTL_CONFIG, LAB_PKI, LAB_AGENT_PID_A, LAB_AGENT_PID_B.
+# LAB_AGENT_POLICY_EXTRA: more policy lines (indented two spaces), e.g. "  max_concurrent_runs: 32";
+# LAB_AGENT_PPS: max_probes_per_second (default 2000).
 # Usage: lab_agents_up [FAMILY 4|6]
 lab_agents_up() {
   local fam=${1:-4} ctl=$MD_BIN/controller/mtrctl agent=$MD_BIN/agent/mtr-agent
@@ -758,8 +760,9 @@ listen: ["$addr"]
 tls: { cert: $LAB_PKI/$name.crt, key: $LAB_PKI/$name.key, ca: $LAB_PKI/ca.crt, allowed_controllers: [ops] }
 policy:
   allow_targets: ["198.18.0.0/15", "2001:db8::/32"]
-  max_probes_per_second: 2000
+  max_probes_per_second: ${LAB_AGENT_PPS:-2000}
   min_interval: 0.01
+${LAB_AGENT_POLICY_EXTRA:-}
 EOT
     log=$LAB_TMP/agent-$name.err
     lab_bg "$node" "$LAB_TMP/agent-$name.out" "$log" "$agent" --config "$LAB_TMP/$name.yaml"

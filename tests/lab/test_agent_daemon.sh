@@ -199,14 +199,14 @@ wait_log "$T/b.err" "cert 'intruder'.*not in allowed_controllers" || lab_fail "b
 # ---------------------------------------------------------------- runs, when diagnose exists
 if "$CTL" diagnose --help >/dev/null 2>&1 && ! "$CTL" diagnose --help 2>&1 | grep -q 'not implemented'; then
   rc=0
-  lab_exec a timeout 120 "$CTL" --config "$T/ops.yaml" diagnose a b -c 3 -i 0.2 -n --format json \
+  lab_exec a timeout 120 "$CTL" --config "$T/ops.yaml" diagnose a b -c 3 -i 0.2 -m 10 -n --format json \
     >"$T/diag.json" 2>"$T/diag.err" || rc=$?
   ((rc == 0 || rc == 1)) || lab_fail "diagnose exited $rc: $(cat "$T/diag.err")"
   lab_assert_same_hops "forward a->b" "$(jq -r '.forward.hops[] | .ttl as $t | .hosts[] | "\($t) \(.ip)"' "$T/diag.json")" \
-    "$(lab_path_lines "${LAB_FWD4[@]}")"
+    "$(lab_path_lines "${LAB_FWD6[@]}")" # b's inventory address is IPv6, a's IPv4
   lab_assert_same_hops "reverse b->a" "$(jq -r '.reverse.hops[] | .ttl as $t | .hosts[] | "\($t) \(.ip)"' "$T/diag.json")" \
     "$(lab_path_lines "${LAB_REV4[@]}")"
-  wait_log "$T/a.err" "run .* icmp to 198\.18\.4\.2 .*: OK" || lab_fail "a did not log its run"
+  wait_log "$T/a.err" "run .* icmp to 2001:db8:4::2 .*: OK" || lab_fail "a did not log its run"
   wait_log "$T/b.err" "run .* icmp to 198\.18\.1\.1 .*: OK" || lab_fail "b did not log its run"
   lab_log "diagnose a b: both agents ran; forward and reverse paths as built"
 else
