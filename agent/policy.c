@@ -249,13 +249,61 @@ int md_policy_check(const md_policy *p, const md_trace_opts *o, char *err, size_
                   "this run needs ~%.0f probes/s (TTLs %d-%d every %g s), over "
                   "policy.max_probes_per_second %u",
                   need, o->first_ttl, o->max_ttl, o->interval_s, cfg->policy.max_probes_per_second);
-  double used = p->runs ? p->pps : 0;
-  if (used + need > cap + MD_POLICY_EPS)
+  double used = (p->runs ? p->pps : 0) + (p->streams ? p->stream_pps : 0);
+  if (used + need > cap + MD_POLICY_EPS && p->streams == 0)
     return refuse(MD_POLICY_LIMIT, err, errlen,
                   "this run needs ~%.0f probes/s and the %u active runs ~%.0f: over "
                   "policy.max_probes_per_second %u",
                   need, p->runs, used, cfg->policy.max_probes_per_second);
+  if (used + need > cap + MD_POLICY_EPS)
+    return refuse(MD_POLICY_LIMIT, err, errlen,
+                  "this run needs ~%.0f probes/s and the %u active runs and %u streams ~%.0f: "
+                  "over policy.max_probes_per_second %u",
+                  need, p->runs, p->streams, used, cfg->policy.max_probes_per_second);
   return 0;
+}
+
+/* A stream's peer is a target like any other; its rate shares the runs' budget. */
+int md_policy_check_stream(const md_policy *p, const md_addr *peer, double pps, unsigned psize,
+                           char *err, size_t errlen) {
+  const md_agent_config *cfg = p->cfg;
+  int rc = check_target(p, peer, err, errlen);
+  if (rc < 0)
+    return rc;
+  if (psize > cfg->policy.max_psize)
+    return refuse(MD_POLICY_DENIED, err, errlen, "psize %u is over policy.max_psize %u", psize,
+                  cfg->policy.max_psize);
+  if (p->streams >= cfg->policy.max_concurrent_runs)
+    return refuse(MD_POLICY_LIMIT, err, errlen,
+                  "policy.max_concurrent_runs %u reached: %u streams are active",
+                  cfg->policy.max_concurrent_runs, p->streams);
+  double cap = cfg->policy.max_probes_per_second;
+  if (pps > cap + MD_POLICY_EPS)
+    return refuse(MD_POLICY_LIMIT, err, errlen,
+                  "this stream sends ~%.0f packets/s, over policy.max_probes_per_second %u", pps,
+                  cfg->policy.max_probes_per_second);
+  double used = (p->runs ? p->pps : 0) + (p->streams ? p->stream_pps : 0);
+  if (pps > 0 && used + pps > cap + MD_POLICY_EPS)
+    return refuse(MD_POLICY_LIMIT, err, errlen,
+                  "this stream sends ~%.0f packets/s and the %u active runs and %u streams ~%.0f: "
+                  "over policy.max_probes_per_second %u",
+                  pps, p->runs, p->streams, used, cfg->policy.max_probes_per_second);
+  return 0;
+}
+
+/* An accepted stream counts from now (also one scheduled for later). */
+void md_policy_take_stream(md_policy *p, double pps) {
+  p->streams++;
+  p->stream_pps += pps;
+}
+
+/* A stream has sent its StreamResult: its share is free again. */
+void md_policy_release_stream(md_policy *p, double pps) {
+  if (p->streams > 0)
+    p->streams--;
+  p->stream_pps -= pps;
+  if (p->streams == 0 || p->stream_pps < 0)
+    p->stream_pps = 0;
 }
 
 /* An accepted run (also a scheduled one) counts from now. */

@@ -9,7 +9,11 @@
  *   - options: policy.max_cycles, min_interval, max_psize, max_ttl;
  *   - load over all runs: policy.max_concurrent_runs and
  *     policy.max_probes_per_second, where a run is reckoned to send
- *     (max_ttl - first_ttl + 1) / interval probes per second.
+ *     (max_ttl - first_ttl + 1) / interval probes per second;
+ *   - one-way streams (md_policy_check_stream): the peer obeys the target
+ *     rules; psize obeys max_psize; at most max_concurrent_runs streams at a
+ *     time (counted apart from runs); a sending stream's packets per second
+ *     count against max_probes_per_second together with the runs'.
  *
  * Every refusal names the rule and its value ("cycles 5000 is over
  * policy.max_cycles 1000"). Option and target refusals are MD_POLICY_DENIED
@@ -42,8 +46,10 @@ typedef struct md_policy {
   const md_agent_config *cfg; /* limits and allow_targets; not owned */
   md_policy_own *own;         /* this host's addresses (never targets) */
   size_t n_own;
-  unsigned runs; /* accepted runs not yet finished (scheduled or probing) */
-  double pps;    /* their estimated probes per second, summed */
+  unsigned runs;     /* accepted runs not yet finished (scheduled or probing) */
+  double pps;        /* their estimated probes per second, summed */
+  unsigned streams;  /* accepted one-way streams not yet finished (either role) */
+  double stream_pps; /* packets per second of the sending ones, summed */
 } md_policy;
 
 /* Bind a policy to a configuration (which must outlive it); no load yet. */
@@ -68,6 +74,16 @@ int md_policy_check(const md_policy *p, const md_trace_opts *o, char *err, size_
 /* Count an accepted run against the load limits, and give it back when it ends. */
 void md_policy_take(md_policy *p, const md_trace_opts *o);
 void md_policy_release(md_policy *p, const md_trace_opts *o);
+
+/* May a one-way stream start now? peer: the other agent's address
+ * (checked like a trace target); pps: packets per second it sends (0 for a
+ * receiver); psize: whole IP packet bytes. 0, MD_POLICY_DENIED or
+ * MD_POLICY_LIMIT, with the reason in err. */
+int md_policy_check_stream(const md_policy *p, const md_addr *peer, double pps, unsigned psize,
+                           char *err, size_t errlen);
+/* Count an accepted stream, and give it back when its StreamResult is sent. */
+void md_policy_take_stream(md_policy *p, double pps);
+void md_policy_release_stream(md_policy *p, double pps);
 
 /* The Error code to send for a result of md_policy_check. */
 Mtrdiag__V1__ErrorCode md_policy_error_code(int rc);

@@ -11,6 +11,7 @@
 
 #include "md_log.h"
 #include "md_time.h"
+#include "stream.h"
 
 const char *md_agent_version(void);
 
@@ -18,6 +19,7 @@ typedef enum { S_HANDSHAKE, S_HELLO, S_READY, S_CLOSING } md__sstate;
 typedef enum { R_SCHEDULED, R_RUNNING, R_DONE } md__rstate;
 
 typedef struct md__run md__run;
+typedef struct md__strm md__strm;
 
 struct md_session {
   md_session_env *env;
@@ -31,6 +33,8 @@ struct md_session {
   int64_t started_mono;
   md__run *runs; /* scheduled or probing */
   unsigned long n_runs;
+  md__strm *streams; /* one-way streams not yet reported */
+  unsigned long n_streams;
   bool close_when_idle; /* shutting down: close once the runs have reported */
   char why[128];        /* RunResult message for runs cancelled by the shutdown */
 };
@@ -47,6 +51,20 @@ struct md__run {
   uv_timer_t timer; /* scheduled start */
   md__rstate state;
   int cycles_done;
+  int64_t accepted_mono;
+  char cancel_why[128];
+};
+
+/* A one-way stream of a session (stream.h does the packets). */
+struct md__strm {
+  md_session_env *env;
+  md_session *s;  /* NULL once the session is gone */
+  md__strm *next; /* s->streams */
+  char id[MD_WIRE_RUN_ID_MAX + 1];
+  char who[sizeof(((md_session *)0)->who)];
+  md_stream *stream;
+  double pps; /* its share of max_probes_per_second */
+  bool done;
   int64_t accepted_mono;
   char cancel_why[128];
 };
@@ -191,7 +209,7 @@ static void run_end(md__run *r, int status, const char *failure) {
   r->trace = NULL;
   uv_close((uv_handle_t *)&r->timer, run_closed);
   if (s && s->chan) {
-    if (s->close_when_idle && !s->runs)
+    if (s->close_when_idle && !s->runs && !s->streams)
       md_chan_close(s->chan);
     else
       session_update_idle(s);
@@ -378,7 +396,7 @@ static void on_hello(md_session *s, const Mtrdiag__V1__Hello *h) {
   caps.n_protocols = caps.raw_sockets ? 3 : 1;
   caps.ipv4 = v4;
   caps.ipv6 = v6;
-  caps.one_way_stream = false;
+  caps.one_way_stream = true;
   ack.protocol_version = MD_WIRE_VERSION;
   ack.protocol_revision = MD_WIRE_REVISION;
   ack.agent_name = s->env->cfg->name ? s->env->cfg->name : (char *)"";
@@ -418,6 +436,14 @@ static md__run *find_run(md_session *s, const char *id) {
   return NULL;
 }
 
+/* A stream of this session by stream_id (runs and streams share the ids). */
+static md__strm *find_strm(md_session *s, const char *id) {
+  for (md__strm *t = s->streams; t; t = t->next)
+    if (strcmp(t->id, id) == 0)
+      return t;
+  return NULL;
+}
+
 /* A refused RunRequest: Error to the controller, one log line. */
 static void refuse_run(md_session *s, const Mtrdiag__V1__RunRequest *q, const md_trace_opts *o,
                        Mtrdiag__V1__ErrorCode code, const char *msg) {
@@ -445,7 +471,7 @@ static void on_run_request(md_session *s, const Mtrdiag__V1__RunRequest *q) {
     refuse_run(s, q, NULL, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_RUN_FAILED, s->why);
     return;
   }
-  if (find_run(s, q->run_id)) {
+  if (find_run(s, q->run_id) || find_strm(s, q->run_id)) {
     snprintf(err, sizeof err, "run_id '%s' is already in use in this session", q->run_id);
     refuse_run(s, q, NULL, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST, err);
     return;
@@ -535,9 +561,237 @@ static void on_run_request(md_session *s, const Mtrdiag__V1__RunRequest *q) {
   session_update_idle(s);
 }
 
+/* ---- one-way streams */
+
+/* "send 200 packets every 10 ms to 198.18.4.2:40000" / "receive 200 packets from 198.18.1.1 on
+ * 198.18.4.2:40000" for log lines. */
+static void strm_text(const md_stream *st, char *buf, size_t len) {
+  const md_stream_opts *o = md_stream_get_opts(st);
+  char peer[MD_ADDRSTRLEN + 8], local[MD_ADDRSTRLEN + 8];
+  md_addr b;
+  md_stream_local(st, &b);
+  md_addr_str_hostport(&b, local, sizeof local);
+  if (o->role == MD_STREAM_SEND) {
+    md_addr_str_hostport(&o->peer, peer, sizeof peer);
+    snprintf(buf, len, "send %u packets every %g ms to %s from %s psize %u", o->count,
+             o->interval_us / 1000.0, peer, local, o->psize);
+  } else {
+    md_addr_str(&o->peer, peer, sizeof peer);
+    snprintf(buf, len, "receive %u packets (every %g ms) from %s on %s", o->count,
+             o->interval_us / 1000.0, peer, local);
+  }
+}
+
+/* The stream's handles are closed: the last use of its memory. */
+static void strm_closed(void *ud) {
+  md__strm *t = ud;
+  md_session_env *env = t->env;
+  free(t);
+  env->n_objects--;
+  if (env->on_released)
+    env->on_released(env);
+}
+
+/* Take a stream off its session's list. */
+static void strm_unlink(md__strm *t) {
+  if (!t->s)
+    return;
+  for (md__strm **pp = &t->s->streams; *pp; pp = &(*pp)->next)
+    if (*pp == t) {
+      *pp = t->next;
+      break;
+    }
+  t->next = NULL;
+}
+
+/* The single place a stream ends: its StreamResult, one log line, the
+ * policy's count, and the memory (after its handles have closed). */
+static void strm_end(md__strm *t, int status) {
+  if (t->done)
+    return;
+  t->done = true;
+  md_session_env *env = t->env;
+  const md_stream_stats *x = md_stream_get_stats(t->stream);
+  const md_stream_opts *o = md_stream_get_opts(t->stream);
+  bool send = o->role == MD_STREAM_SEND;
+  Mtrdiag__V1__RunStatus st = md_wire_run_status(status);
+  char msg[300] = "";
+  if (status == -ECANCELED)
+    snprintf(msg, sizeof msg, "%s", t->cancel_why[0] ? t->cancel_why : "cancelled");
+  else if (status < 0)
+    snprintf(msg, sizeof msg, "%s: %s", send ? "sending failed" : "receiving failed",
+             strerror(-status));
+  else if (send && x->send_errors)
+    snprintf(msg, sizeof msg, "%u of %u packets could not be sent: %s", x->send_errors, o->count,
+             strerror(-x->last_error));
+  md_session *s = t->s;
+  if (s && s->chan) {
+    Mtrdiag__V1__StreamResult r = MTRDIAG__V1__STREAM_RESULT__INIT;
+    r.stream_id = t->id;
+    r.status = st;
+    r.message = msg;
+    r.role = send ? MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_SEND
+                  : MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_RECEIVE;
+    r.sent = x->sent;
+    r.send_errors = x->send_errors;
+    r.expected = x->expected;
+    r.received = x->received;
+    r.duplicates = x->duplicates;
+    r.reordered = x->reordered;
+    r.ignored = x->ignored;
+    r.delay_min_ns = x->delay_min_ns;
+    r.delay_avg_ns = x->delay_avg_ns;
+    r.delay_max_ns = x->delay_max_ns;
+    r.delay_stdev_ns = x->delay_stdev_ns;
+    int rc = md_chan_send(s->chan, &r.base);
+    if (rc < 0 && rc != -EPIPE)
+      md_warn("stream %s for %s: cannot send its StreamResult: %s", t->id, t->who,
+              md_wire_strerror(rc));
+  }
+  char what[400], how[200];
+  strm_text(t->stream, what, sizeof what);
+  double secs = (double)(md_now_mono_ns() - t->accepted_mono) / 1e9;
+  if (send)
+    snprintf(how, sizeof how, ", %u sent, %u failed, %.1f s", x->sent, x->send_errors, secs);
+  else
+    snprintf(how, sizeof how,
+             ", %u/%u received, %u duplicates, %u reordered, %u ignored, raw delay avg %.3f ms, "
+             "%.1f s",
+             x->received, x->expected, x->duplicates, x->reordered, x->ignored,
+             x->delay_avg_ns / 1e6, secs);
+  md_info("stream %s for %s: %s: %s%s%s%s%s", t->id, t->who, what,
+          st == MTRDIAG__V1__RUN_STATUS__RUN_STATUS_OK          ? "OK"
+          : st == MTRDIAG__V1__RUN_STATUS__RUN_STATUS_CANCELLED ? "CANCELLED"
+                                                                : "FAILED",
+          msg[0] ? " (" : "", msg, msg[0] ? ")" : "", how);
+  md_policy_release_stream(&env->policy, t->pps);
+  env->stats.active_streams = env->policy.streams;
+  strm_unlink(t);
+  t->s = NULL;
+  md_stream_close(t->stream, strm_closed, t);
+  if (s && s->chan) {
+    if (s->close_when_idle && !s->runs && !s->streams)
+      md_chan_close(s->chan);
+    else
+      session_update_idle(s);
+  }
+}
+
+/* stream.h's done: all sent, listening over, cancelled or failed. */
+static void on_stream_done(md_stream *st, void *ud, int status) {
+  (void)st;
+  strm_end(ud, status);
+}
+
+/* Stop a stream; its StreamResult (CANCELLED) follows from the loop. */
+static void strm_cancel(md__strm *t, const char *why) {
+  if (t->done)
+    return;
+  if (!t->cancel_why[0])
+    snprintf(t->cancel_why, sizeof t->cancel_why, "%s", why);
+  md_stream_cancel(t->stream);
+}
+
+/* A refused StreamRequest: Error (run_id = stream_id) to the controller, one log line. */
+static void refuse_stream(md_session *s, const Mtrdiag__V1__StreamRequest *q,
+                          Mtrdiag__V1__ErrorCode code, const char *msg) {
+  send_run_error(s, code, q->stream_id, msg);
+  s->env->stats.streams_refused++;
+  char id[MD_WIRE_RUN_ID_MAX + 1] = "(invalid)", peer[MD_ADDRSTRLEN] = "?";
+  if (md_wire_check_run_id(q->stream_id, NULL, 0) == 0)
+    snprintf(id, sizeof id, "%s", q->stream_id);
+  md_addr a;
+  if (q->peer && md_addr_parse(q->peer, &a) == 0)
+    md_addr_str(&a, peer, sizeof peer);
+  md_info("stream %s for %s: %s %s: refused %s: %s", id, s->who,
+          q->role == MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_SEND ? "send to" : "receive from", peer,
+          md_wire_error_name(code), msg);
+}
+
+/* StreamRequest: sanity, policy, then the socket now and the packets at
+ * start_at_real_ns; StreamAccepted says where (docs/protocol.md). */
+static void on_stream_request(md_session *s, const Mtrdiag__V1__StreamRequest *q) {
+  md_session_env *env = s->env;
+  char err[512] = "";
+  md_stream_opts o;
+  if (md_stream_opts_from_request(q, &o, err, sizeof err) < 0) {
+    refuse_stream(s, q, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST, err);
+    return;
+  }
+  if (s->close_when_idle) {
+    refuse_stream(s, q, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_RUN_FAILED, s->why);
+    return;
+  }
+  if (find_run(s, q->stream_id) || find_strm(s, q->stream_id)) {
+    snprintf(err, sizeof err, "stream_id '%s' is already in use in this session", q->stream_id);
+    refuse_stream(s, q, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST, err);
+    return;
+  }
+  int64_t delay = o.start_at_real_ns > 0 ? o.start_at_real_ns - md_now_real_ns() : 0;
+  if (delay > MD_SESSION_MAX_START_DELAY_NS) {
+    snprintf(err, sizeof err,
+             "start_at_real_ns: %.1f s in the future, more than the %lld s allowed",
+             (double)delay / 1e9, MD_SESSION_MAX_START_DELAY_NS / 1000000000LL);
+    refuse_stream(s, q, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_REQUEST, err);
+    return;
+  }
+  md_policy_load_own(&env->policy); /* addresses change (DHCP, failover) */
+  double pps = md_stream_pps(&o);
+  int rc = md_policy_check_stream(&env->policy, &o.peer, pps, o.psize, err, sizeof err);
+  if (rc < 0) {
+    refuse_stream(s, q, md_policy_error_code(rc), err);
+    return;
+  }
+  md__strm *t = calloc(1, sizeof *t);
+  if (!t) {
+    refuse_stream(s, q, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_INTERNAL, "out of memory");
+    return;
+  }
+  t->env = env;
+  t->s = s;
+  t->pps = pps;
+  snprintf(t->id, sizeof t->id, "%s", q->stream_id);
+  snprintf(t->who, sizeof t->who, "%s", s->who);
+  t->accepted_mono = md_now_mono_ns();
+  rc = md_stream_start(env->loop, &o, on_stream_done, t, &t->stream, err, sizeof err);
+  if (rc < 0) {
+    free(t);
+    refuse_stream(s, q, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_RUN_FAILED, err);
+    return;
+  }
+  env->n_objects++;
+  md_policy_take_stream(&env->policy, pps);
+  env->stats.active_streams = env->policy.streams;
+  env->stats.streams_accepted++;
+  t->next = s->streams;
+  s->streams = t;
+  s->n_streams++;
+
+  md_addr b;
+  char local[MD_ADDRSTRLEN];
+  md_stream_local(t->stream, &b);
+  Mtrdiag__V1__StreamAccepted acc = MTRDIAG__V1__STREAM_ACCEPTED__INIT;
+  acc.stream_id = t->id;
+  acc.local = (char *)md_addr_str(&b, local, sizeof local);
+  acc.port = md_addr_port(&b);
+  acc.start_at_real_ns = md_stream_start_real_ns(t->stream);
+  acc.end_at_real_ns = md_stream_end_real_ns(t->stream);
+  md_chan_send(s->chan, &acc.base);
+  char what[400];
+  strm_text(t->stream, what, sizeof what);
+  md_debug("stream %s for %s: %s: accepted, starts in %.3f s", t->id, s->who, what,
+           (double)(delay > 0 ? delay : 0) / 1e9);
+  session_update_idle(s);
+}
+
 /* Cancel: the run's RunResult (CANCELLED) answers, or UNKNOWN_RUN. */
 static void on_cancel(md_session *s, const Mtrdiag__V1__Cancel *c) {
   md__run *r = c->run_id ? find_run(s, c->run_id) : NULL;
+  md__strm *t = c->run_id && !r ? find_strm(s, c->run_id) : NULL;
+  if (t) {
+    strm_cancel(t, "cancelled by the controller");
+    return;
+  }
   if (!r) {
     char id[MD_WIRE_RUN_ID_MAX + 1] = "";
     if (md_wire_check_run_id(c->run_id, NULL, 0) == 0)
@@ -578,8 +832,7 @@ static void dispatch(md_session *s, const Mtrdiag__V1__Envelope *env, int64_t re
                        "Hello: the session is already up");
     break;
   case MTRDIAG__V1__ENVELOPE__MSG_STREAM_REQUEST:
-    md_chan_send_error(s->chan, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE, NULL,
-                       "StreamRequest: not served by this agent yet");
+    on_stream_request(s, env->stream_request);
     break;
   default:
     md_chan_send_error(s->chan, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_UNEXPECTED_MESSAGE, NULL,
@@ -595,7 +848,7 @@ static void dispatch(md_session *s, const Mtrdiag__V1__Envelope *env, int64_t re
 static void session_update_idle(md_session *s) {
   if (!s->chan || s->state != S_READY)
     return;
-  double secs = s->runs ? 0 : s->env->cfg->policy.idle_timeout;
+  double secs = s->runs || s->streams ? 0 : s->env->cfg->policy.idle_timeout;
   md_chan_set_idle_timeout(s->chan, (unsigned)(secs * 1000.0));
 }
 
@@ -663,8 +916,11 @@ static void on_close(md_chan *c, int status, const char *reason) {
       : reason && reason[0]
           ? reason
           : (status == 0 ? "closed by the controller" : strerror(status < 0 ? -status : status));
-  md_info("connection from %s cert '%s' (%.1f s, %lu runs): %s", s->peer,
-          s->name[0] ? s->name : "-", secs, s->n_runs, what);
+  char streams[32] = "";
+  if (s->n_streams)
+    snprintf(streams, sizeof streams, ", %lu streams", s->n_streams);
+  md_info("connection from %s cert '%s' (%.1f s, %lu runs%s): %s", s->peer,
+          s->name[0] ? s->name : "-", secs, s->n_runs, streams, what);
   /* the runs of a connection that is gone stop now */
   while (s->runs) {
     md__run *r = s->runs;
@@ -672,6 +928,13 @@ static void on_close(md_chan *c, int status, const char *reason) {
     r->next = NULL;
     r->s = NULL;
     run_cancel(r, "the controller disconnected");
+  }
+  while (s->streams) {
+    md__strm *t = s->streams;
+    s->streams = t->next;
+    t->next = NULL;
+    t->s = NULL;
+    strm_cancel(t, "the controller disconnected");
   }
   *s->pprev = s->next;
   if (s->next)
@@ -725,7 +988,9 @@ void md_session_shutdown(md_session *s, const char *why) {
     run_cancel(r, why);
     r = next;
   }
-  if (s->chan && !s->runs)
+  for (md__strm *t = s->streams; t; t = t->next)
+    strm_cancel(t, why); /* their results come from the loop */
+  if (s->chan && !s->runs && !s->streams)
     md_chan_close(s->chan);
 }
 

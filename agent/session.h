@@ -5,9 +5,10 @@
  *       |                                 |                          |
  *       +-- name not allowed: Error NOT_AUTHORISED, close            |
  *                                         +-- anything else: Error UNEXPECTED_MESSAGE, close
- *   READY serves TimeSyncRequest, RunRequest and Cancel; runs report back
- *   with RunAccepted, HopUpdate and RunResult. When the connection ends,
- *   its runs are cancelled at once.
+ *   READY serves TimeSyncRequest, RunRequest, StreamRequest and Cancel; runs
+ *   report back with RunAccepted, HopUpdate and RunResult, one-way streams
+ *   (stream.h) with StreamAccepted and StreamResult. When the connection
+ *   ends, its runs and streams are cancelled at once.
  *
  * Sessions and runs share one md_session_env, owned by the daemon: the
  * loop, the configuration, the prober, the policy (which counts runs over
@@ -33,6 +34,8 @@ typedef struct md_agent_stats {
   unsigned long not_authorised;
   unsigned long runs_accepted, runs_refused;
   unsigned long runs_ok, runs_cancelled, runs_failed;
+  unsigned active_streams; /* one-way streams open now (either role) */
+  unsigned long streams_accepted, streams_refused;
 } md_agent_stats;
 
 typedef struct md_session md_session;

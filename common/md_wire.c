@@ -33,7 +33,8 @@
   X(TIME_SYNC_REQUEST, time_sync_request, TimeSyncRequest)                                         \
   X(TIME_SYNC_REPLY, time_sync_reply, TimeSyncReply)                                               \
   X(STREAM_REQUEST, stream_request, StreamRequest)                                                 \
-  X(STREAM_RESULT, stream_result, StreamResult)
+  X(STREAM_RESULT, stream_result, StreamResult)                                                    \
+  X(STREAM_ACCEPTED, stream_accepted, StreamAccepted)
 
 static const struct md__wire_kind {
   const ProtobufCMessageDescriptor *desc;

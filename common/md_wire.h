@@ -31,7 +31,7 @@
 #include "mtrdiag.pb-c.h"
 
 #define MD_WIRE_VERSION 1  /* Envelope.version; bumped only by incompatible changes */
-#define MD_WIRE_REVISION 0 /* compatible additions known (docs/protocol.md) */
+#define MD_WIRE_REVISION 1 /* compatible additions known (docs/protocol.md): 1 one-way streams */
 
 #define MD_WIRE_RUN_ID_MAX 64 /* bytes, charset [A-Za-z0-9._:-] */
 #define MD_WIRE_NAME_MAX 255  /* target_name, host names, agent names */

@@ -33,10 +33,19 @@ typedef struct md_run {
   md_path *live; /* the last HopUpdate */
 } md_run;
 
+/* A one-way stream asked for and not yet reported. */
+typedef struct md_strm {
+  struct md_strm *next;
+  char *stream_id;
+  Mtrdiag__V1__StreamRole role;
+  bool accepted;
+} md_strm;
+
 struct md_client {
   uv_loop_t *loop;
   md_tls_ctx *tls;
   md_client_cb cb;
+  md_client_stream_cb scb;
   void *ud;
   enum md_client_state state;
   /* the agent, copied from the inventory */
@@ -66,7 +75,8 @@ struct md_client {
   /* time sync: the request in flight */
   uint32_t sync_seq;
   int64_t sync_t1;
-  md_run *runs; /* oldest first */
+  md_run *runs;     /* oldest first */
+  md_strm *streams; /* oldest first */
 };
 
 static void finish(md_client *c);
@@ -120,6 +130,32 @@ static md_run *run_find(md_client *c, const char *run_id) {
   return NULL;
 }
 
+/* A stream of this session by id (results and errors name it). */
+static md_strm *strm_find(md_client *c, const char *stream_id) {
+  for (md_strm *t = c->streams; t; t = t->next)
+    if (stream_id && strcmp(t->stream_id, stream_id) == 0)
+      return t;
+  return NULL;
+}
+
+/* Take a stream out of the list (it is then the caller's). */
+static void strm_unlink(md_client *c, md_strm *t) {
+  for (md_strm **p = &c->streams; *p; p = &(*p)->next)
+    if (*p == t) {
+      *p = t->next;
+      t->next = NULL;
+      return;
+    }
+}
+
+/* A stream record's memory. */
+static void strm_free(md_strm *t) {
+  if (!t)
+    return;
+  free(t->stream_id);
+  free(t);
+}
+
 /* Take a run out of the list (it is then the caller's). */
 static void run_unlink(md_client *c, md_run *run) {
   for (md_run **p = &c->runs; *p; p = &(*p)->next)
@@ -148,6 +184,11 @@ static void client_free(md_client *c) {
     md_run *r = c->runs;
     c->runs = r->next;
     run_free(r);
+  }
+  while (c->streams) {
+    md_strm *t = c->streams;
+    c->streams = t->next;
+    strm_free(t);
   }
   free(c);
 }
@@ -277,6 +318,21 @@ static void finish(md_client *c) {
       c->cb.on_run_result(c, &res);
     md_path_free(res.path);
     run_free(r);
+  }
+  md_strm *t;
+  while ((t = c->streams) != NULL) {
+    c->streams = t->next;
+    md_client_stream_result res = {
+        .stream_id = t->stream_id,
+        .role = t->role,
+        .status = c->failed ? MTRDIAG__V1__RUN_STATUS__RUN_STATUS_FAILED
+                            : MTRDIAG__V1__RUN_STATUS__RUN_STATUS_CANCELLED,
+        .message = msg,
+        .from_agent = false,
+    };
+    if (c->scb.on_stream_result)
+      c->scb.on_stream_result(c, &res);
+    strm_free(t);
   }
   c->state = MD_CLIENT_CLOSED;
   if (c->cb.on_close)
@@ -610,6 +666,71 @@ static void on_run_result(md_client *c, const Mtrdiag__V1__Envelope *env) {
   run_free(r);
 }
 
+/* StreamAccepted: the receiver's port for the sender's request. */
+static void on_stream_accepted(md_client *c, const Mtrdiag__V1__Envelope *env) {
+  const Mtrdiag__V1__StreamAccepted *a = env->stream_accepted;
+  md_strm *t = c->state == MD_CLIENT_READY ? strm_find(c, a->stream_id) : NULL;
+  if (!t || t->accepted) {
+    unexpected(c, env, a->stream_id, t ? "stream already accepted" : "no such stream");
+    return;
+  }
+  md_addr la;
+  if (a->port > 65535 || !a->local || md_addr_parse(a->local, &la) < 0) {
+    FAIL(c, -EPROTO, MD_CLIENT_ERR_PROTOCOL, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
+         "protocol error: bad StreamAccepted for stream %s from %s: local '%s' port %u",
+         t->stream_id, where(c), clean_text(a->local), a->port);
+    return;
+  }
+  t->accepted = true;
+  char local[MD_ADDRSTRLEN];
+  md_client_stream_accepted acc = {
+      .stream_id = t->stream_id,
+      .role = t->role,
+      .local = md_addr_str(&la, local, sizeof local),
+      .port = (uint16_t)a->port,
+      .start_at_real_ns = a->start_at_real_ns,
+      .end_at_real_ns = a->end_at_real_ns,
+  };
+  if (c->scb.on_stream_accepted)
+    c->scb.on_stream_accepted(c, &acc);
+}
+
+/* StreamResult: the last message about a stream. */
+static void on_stream_result(md_client *c, const Mtrdiag__V1__Envelope *env) {
+  const Mtrdiag__V1__StreamResult *r = env->stream_result;
+  md_strm *t = c->state == MD_CLIENT_READY ? strm_find(c, r->stream_id) : NULL;
+  if (!t || !t->accepted) {
+    unexpected(c, env, r->stream_id, t ? "stream not accepted yet" : "no such stream");
+    return;
+  }
+  strm_unlink(c, t);
+  Mtrdiag__V1__RunStatus st = r->status;
+  if (st != MTRDIAG__V1__RUN_STATUS__RUN_STATUS_OK &&
+      st != MTRDIAG__V1__RUN_STATUS__RUN_STATUS_CANCELLED)
+    st = MTRDIAG__V1__RUN_STATUS__RUN_STATUS_FAILED;
+  md_client_stream_result res = {
+      .stream_id = t->stream_id,
+      .role = t->role,
+      .status = st,
+      .message = clean_text(r->message),
+      .sent = r->sent,
+      .send_errors = r->send_errors,
+      .expected = r->expected,
+      .received = r->received,
+      .duplicates = r->duplicates,
+      .reordered = r->reordered,
+      .ignored = r->ignored,
+      .delay_min_ns = r->delay_min_ns,
+      .delay_avg_ns = r->delay_avg_ns,
+      .delay_max_ns = r->delay_max_ns,
+      .delay_stdev_ns = r->delay_stdev_ns,
+      .from_agent = true,
+  };
+  if (c->scb.on_stream_result)
+    c->scb.on_stream_result(c, &res);
+  strm_free(t);
+}
+
 /* Session errors that end the session (docs/protocol.md, "Error"). */
 static bool error_closes(Mtrdiag__V1__ErrorCode code) {
   switch (code) {
@@ -641,6 +762,14 @@ static void on_error(md_client *c, const Mtrdiag__V1__Envelope *env) {
            where(c), name, msg);
     else
       FAIL(c, -EPROTO, MD_CLIENT_ERR_AGENT, 0, "agent error: %s: %s (%s)", name, msg, where(c));
+    return;
+  }
+  md_strm *t = about_run ? strm_find(c, e->run_id) : NULL;
+  if (t && (!t->accepted || e->code == MTRDIAG__V1__ERROR_CODE__ERROR_CODE_UNKNOWN_RUN)) {
+    strm_unlink(c, t); /* refused, or the agent has no such stream: no StreamResult will come */
+    if (c->cb.on_error)
+      c->cb.on_error(c, t->stream_id, e->code, msg);
+    strm_free(t);
     return;
   }
   md_run *r = about_run ? run_find(c, e->run_id) : NULL;
@@ -677,6 +806,12 @@ static void chan_on_message(md_chan *ch, const Mtrdiag__V1__Envelope *env) {
     break;
   case MTRDIAG__V1__ENVELOPE__MSG_ERROR:
     on_error(c, env);
+    break;
+  case MTRDIAG__V1__ENVELOPE__MSG_STREAM_ACCEPTED:
+    on_stream_accepted(c, env);
+    break;
+  case MTRDIAG__V1__ENVELOPE__MSG_STREAM_RESULT:
+    on_stream_result(c, env);
     break;
   default:
     unexpected(c, env, NULL, "not a message an agent sends");
@@ -858,7 +993,7 @@ int md_client_run_start(md_client *c, const Mtrdiag__V1__RunRequest *req, char *
   int rc = md_wire_check_run_request(req, err, errlen);
   if (rc < 0)
     return rc;
-  if (run_find(c, req->run_id)) {
+  if (run_find(c, req->run_id) || strm_find(c, req->run_id)) {
     if (err)
       snprintf(err, errlen, "run_id %s is already in use with agent %s", req->run_id, c->name);
     return -EEXIST;
@@ -903,6 +1038,122 @@ int md_client_run_cancel(md_client *c, const char *run_id) {
 size_t md_client_run_count(const md_client *c) {
   size_t n = 0;
   for (const md_run *r = c->runs; r; r = r->next)
+    n++;
+  return n;
+}
+
+/* The checks an agent would refuse at once, so the caller hears of them synchronously. */
+static int check_stream_request(const Mtrdiag__V1__StreamRequest *q, char *err, size_t errlen) {
+  char why[128];
+  md_addr a;
+  if (md_wire_check_run_id(q->stream_id, why, sizeof why) < 0) {
+    if (err)
+      snprintf(err, errlen, "stream_id%s", strchr(why, ':') ? strchr(why, ':') : ": invalid");
+    return MD_WIRE_EFIELD;
+  }
+  if (q->role != MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_SEND &&
+      q->role != MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_RECEIVE) {
+    if (err)
+      snprintf(err, errlen, "role: must be SEND or RECEIVE");
+    return MD_WIRE_EFIELD;
+  }
+  if (!q->peer || md_addr_parse(q->peer, &a) < 0) {
+    if (err)
+      snprintf(err, errlen, "peer: not a numeric IPv4 or IPv6 address");
+    return MD_WIRE_EFIELD;
+  }
+  if (q->local && q->local[0] && md_addr_parse(q->local, &a) < 0) {
+    if (err)
+      snprintf(err, errlen, "local: not a numeric IPv4 or IPv6 address");
+    return MD_WIRE_EFIELD;
+  }
+  if (q->token.len != 16 || !q->token.data) {
+    if (err)
+      snprintf(err, errlen, "token: must be 16 bytes, not %zu", q->token.len);
+    return MD_WIRE_EFIELD;
+  }
+  if (q->role == MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_SEND && (q->port == 0 || q->port > 65535)) {
+    if (err)
+      snprintf(err, errlen, "port: a SEND stream needs the receiver's port (1-65535)");
+    return MD_WIRE_EFIELD;
+  }
+  return 0;
+}
+
+/* One side of a one-way stream, tracked until its result. */
+int md_client_stream_start(md_client *c, const Mtrdiag__V1__StreamRequest *req, char *err,
+                           size_t errlen) {
+  if (err && errlen)
+    err[0] = '\0';
+  if (c->state != MD_CLIENT_READY) {
+    if (err)
+      snprintf(err, errlen, "agent %s is not ready (%s)", c->name, md_client_state_name(c->state));
+    return -ENOTCONN;
+  }
+  if (c->info.protocol_revision < 1 || !c->info.one_way_stream) {
+    if (err)
+      snprintf(err, errlen,
+               "agent %s does not offer one-way streams (mtr-agent %s, protocol revision %u)",
+               c->name, c->info.version, c->info.protocol_revision);
+    return -EOPNOTSUPP;
+  }
+  int rc = check_stream_request(req, err, errlen);
+  if (rc < 0)
+    return rc;
+  if (run_find(c, req->stream_id) || strm_find(c, req->stream_id)) {
+    if (err)
+      snprintf(err, errlen, "stream_id %s is already in use with agent %s", req->stream_id,
+               c->name);
+    return -EEXIST;
+  }
+  md_strm *t = calloc(1, sizeof *t);
+  if (t)
+    t->stream_id = dup_str(req->stream_id);
+  if (!t || !t->stream_id) {
+    strm_free(t);
+    if (err)
+      snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+  }
+  t->role = req->role;
+  rc = md_chan_send(c->chan, &req->base);
+  if (rc < 0) {
+    strm_free(t);
+    if (err)
+      snprintf(err, errlen, "cannot send the StreamRequest: %s", md_wire_strerror(rc));
+    return rc;
+  }
+  md_strm **p = &c->streams;
+  while (*p)
+    p = &(*p)->next;
+  *p = t;
+  return 0;
+}
+
+/* Cancel shares run ids with streams: the agent looks in both. */
+int md_client_stream_cancel(md_client *c, const char *stream_id) {
+  if (c->state != MD_CLIENT_READY)
+    return -ENOTCONN;
+  md_strm *t = strm_find(c, stream_id);
+  if (!t)
+    return -ENOENT;
+  Mtrdiag__V1__Cancel m = MTRDIAG__V1__CANCEL__INIT;
+  m.run_id = t->stream_id;
+  return md_chan_send(c->chan, &m.base);
+}
+
+/* Stream callbacks live apart so md_client_cb stays as it was. */
+void md_client_set_stream_cb(md_client *c, const md_client_stream_cb *cb) {
+  if (cb)
+    c->scb = *cb;
+  else
+    memset(&c->scb, 0, sizeof c->scb);
+}
+
+/* Open streams, for the caller's bookkeeping. */
+size_t md_client_stream_count(const md_client *c) {
+  size_t n = 0;
+  for (const md_strm *t = c->streams; t; t = t->next)
     n++;
   return n;
 }

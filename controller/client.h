@@ -13,6 +13,7 @@
  *   md_client_connect(loop, tls, agent, &opts, &cb, ud, &c);
  *   ... cb.on_ready(c): md_client_run_start(c, &req, err, sizeof err) ...
  *   ... cb.on_run_result(c, res) ...
+ *   ... md_client_stream_start(c, &sreq, ...) (one-way streams, below) ...
  *   md_client_close(c);
  *   ... cb.on_close(c, status, kind, reason): the last callback; c is freed
  *       after it returns.
@@ -106,6 +107,34 @@ typedef struct md_client_result {
   bool from_agent;
 } md_client_result;
 
+/* A one-way stream accepted by the agent (StreamAccepted). Strings valid
+ * during the call only. */
+typedef struct md_client_stream_accepted {
+  const char *stream_id;
+  Mtrdiag__V1__StreamRole role; /* as requested */
+  const char *local;            /* the bound address ("0.0.0.0" / "::": the wildcard) */
+  uint16_t port;                /* RECEIVE: where the sender must send */
+  int64_t start_at_real_ns;     /* first packet (scheduled), agent's clock */
+  int64_t end_at_real_ns;       /* SEND: last packet; RECEIVE: end of listening; agent's clock */
+} md_client_stream_accepted;
+
+/* The end of a stream: the agent's StreamResult, or one the client made up
+ * when the session ended first (from_agent false, all counts 0, status
+ * FAILED, or CANCELLED when the controller closed the session). */
+typedef struct md_client_stream_result {
+  const char *stream_id;
+  Mtrdiag__V1__StreamRole role;  /* as requested */
+  Mtrdiag__V1__RunStatus status; /* OK, CANCELLED or FAILED (never UNSPECIFIED) */
+  const char *message;           /* why, when not OK or not clean ("" otherwise) */
+  uint32_t sent, send_errors;    /* SEND: packets handed to the kernel, refused by it */
+  uint32_t expected, received, duplicates, reordered, ignored; /* RECEIVE */
+  /* RECEIVE: receive time minus the sender's timestamp over the packets
+   * received, on two different clocks (md_oneway_compute removes the offset);
+   * 0 when none was received. */
+  int64_t delay_min_ns, delay_avg_ns, delay_max_ns, delay_stdev_ns;
+  bool from_agent;
+} md_client_stream_result;
+
 typedef struct md_client_cb {
   /* HelloAck received and the clock measured: runs may start now. Once. */
   void (*on_ready)(md_client *c);
@@ -126,6 +155,17 @@ typedef struct md_client_cb {
    * with the class's words. c is freed after the call. */
   void (*on_close)(md_client *c, int status, enum md_client_err kind, const char *reason);
 } md_client_cb;
+
+/* The callbacks of one-way streams, apart from md_client_cb so that its
+ * users need not change (md_client_set_stream_cb). A stream the agent
+ * refuses gets md_client_cb.on_error with its stream_id as run_id instead,
+ * and no result. */
+typedef struct md_client_stream_cb {
+  /* StreamAccepted for a stream we started. Optional. */
+  void (*on_stream_accepted)(md_client *c, const md_client_stream_accepted *acc);
+  /* The last callback about a stream (also for streams the session outlived). */
+  void (*on_stream_result)(md_client *c, const md_client_stream_result *res);
+} md_client_stream_cb;
 
 typedef struct md_client_opts {
   unsigned timeout_ms;         /* connect to READY; 0: MD_CLIENT_DEFAULT_TIMEOUT_MS */
@@ -159,6 +199,24 @@ int md_client_run_start(md_client *c, const Mtrdiag__V1__RunRequest *req, char *
 int md_client_run_cancel(md_client *c, const char *run_id);
 /* Open runs (started, no result yet). */
 size_t md_client_run_count(const md_client *c);
+
+/* Ask the agent for one side of a one-way stream (docs/protocol.md,
+ * "One-way streams"); req is copied. The receiving side goes first: its
+ * StreamAccepted names the port the sending side's request must carry.
+ * start_at_real_ns is on the agent's clock (md_client_to_agent_ns). Stream
+ * ids share the session's run ids. Checked first: stream_id, role, a numeric
+ * peer, a 16-byte token. 0; -ENOTCONN (not READY); -EOPNOTSUPP (the agent does
+ * not offer one_way_stream at an agreed protocol_revision >= 1); -EEXIST (id in
+ * use); MD_WIRE_EFIELD (err names the field); -ENOMEM. */
+int md_client_stream_start(md_client *c, const Mtrdiag__V1__StreamRequest *req, char *err,
+                           size_t errlen);
+/* Set (copy) the stream callbacks; any time, usually in on_ready. NULL clears them. */
+void md_client_set_stream_cb(md_client *c, const md_client_stream_cb *cb);
+/* Ask the agent to stop a stream: its StreamResult (CANCELLED) follows. 0,
+ * -ENOENT (no such open stream), -ENOTCONN. */
+int md_client_stream_cancel(md_client *c, const char *stream_id);
+/* Open streams (started, no result yet). */
+size_t md_client_stream_count(const md_client *c);
 
 /* Controller realtime <-> agent realtime, with the measured offset. */
 int64_t md_client_to_agent_ns(const md_client *c, int64_t local_real_ns);

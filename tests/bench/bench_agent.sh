@@ -37,17 +37,20 @@ lab_exec "$LAB_A" "${ctl[@]}" agents >/dev/null
 idle=$(kb VmRSS)
 t0=$(cpu_ticks)
 targets=(198.18.4.2 198.18.3.2 198.18.2.2 198.18.6.2)
+pids=()
 for ((i = 0; i < RUNS; i++)); do
   lab_exec "$LAB_A" "${ctl[@]}" diagnose local "${targets[$((i % 4))]}" -n -c "$CYCLES" \
     -i "$INTERVAL" --format json >"$LAB_TMP/run$i.json" 2>"$LAB_TMP/run$i.err" &
+  pids+=($!)
 done
 peak_live=0
-while pgrep -f "mtrctl --config $LAB_CTL_CONFIG diagnose" >/dev/null; do
+running() { local p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+while running; do
   r=$(kb VmRSS)
   ((r > peak_live)) && peak_live=$r
   sleep 0.2
 done
-wait || true
+for p in "${pids[@]}"; do wait "$p" || true; done
 t1=$(cpu_ticks)
 hz=$(getconf CLK_TCK)
 ok=$(for f in "$LAB_TMP"/run*.json; do jq -e '.forward.complete' "$f" >/dev/null 2>&1 && echo x; done | wc -l)
