@@ -30,33 +30,32 @@ typedef struct diag_args {
 } diag_args;
 
 void md_cli_diagnose_usage(FILE *out) {
-  fprintf(out,
-          "usage: mtrctl [--config FILE] diagnose A B [options]\n"
-          "Trace A->B and B->A at the same moment, merge both into one report, and say where\n"
-          "the loss or latency is. A is an inventory agent; B is an agent or a plain address\n"
-          "(then forward only, and the report says so).\n"
-          "\n"
-          "  -c, --cycles N          cycles (default 10, or the config's defaults.cycles)\n"
-          "  -i, --interval SECONDS  time between cycles (default 1.0)\n"
-          "      --protocol P        icmp, udp or tcp (default icmp)\n"
-          "  -P, --port N            UDP/TCP destination port\n"
-          "  -s, --psize BYTES       packet size (default 64)\n"
-          "  -f, --first-ttl N       first TTL (default 1)\n"
-          "  -m, --max-ttl N         last TTL (default 30)\n"
-          "  -Q, --tos N             type of service\n"
-          "  -n, --no-dns            no reverse DNS on the agents\n"
-          "  -4 / -6                 IPv4 / IPv6 only\n"
-          "      --format F          text, json, markdown or html (default text)\n"
-          "  -o, --output DIR        write the evidence bundle (report.json, report.md,\n"
-          "                          report.html, forward.txt, reverse.txt, meta.json)\n"
-          "      --reference ADDR    target for the local-ISP check (default: config's)\n"
-          "      --timeout SECONDS   limit for the whole run\n"
-          "\n"
-          "exit status: 0 healthy, 1 a problem was found, 2 usage or configuration error,\n"
-          "3 an agent could not be reached, authenticated or finish its run (a partial\n"
-          "report is still printed and stored)\n"
-          "\n"
-          "example: mtrctl diagnose local cvm -c 20 -o ./ticket-4711\n");
+  fprintf(out, "usage: mtrctl [--config FILE] diagnose A B [options]\n"
+               "Trace A->B and B->A at the same moment, merge both into one report, and say where\n"
+               "the loss or latency is. A is an inventory agent; B is an agent or a plain address\n"
+               "(then forward only, and the report says so).\n"
+               "\n"
+               "  -c, --cycles N          cycles (default 10, or the config's defaults.cycles)\n"
+               "  -i, --interval SECONDS  time between cycles (default 1.0)\n"
+               "      --protocol P        icmp, udp or tcp (default icmp)\n"
+               "  -P, --port N            UDP/TCP destination port\n"
+               "  -s, --psize BYTES       packet size (default 64)\n"
+               "  -f, --first-ttl N       first TTL (default 1)\n"
+               "  -m, --max-ttl N         last TTL (default 30)\n"
+               "  -Q, --tos N             type of service\n"
+               "  -n, --no-dns            no reverse DNS on the agents\n"
+               "  -4 / -6                 IPv4 / IPv6 only\n"
+               "      --format F          text, json, markdown or html (default text)\n"
+               "  -o, --output DIR        write the evidence bundle (report.json, report.md,\n"
+               "                          report.html, forward.txt, reverse.txt, meta.json)\n"
+               "      --reference ADDR    target for the local-ISP check (default: config's)\n"
+               "      --timeout SECONDS   limit for the whole run\n"
+               "\n"
+               "exit status: 0 healthy, 1 a problem was found, 2 usage or configuration error,\n"
+               "3 an agent could not be reached, authenticated or finish its run (a partial\n"
+               "report is still printed and stored)\n"
+               "\n"
+               "example: mtrctl diagnose local cvm -c 20 -o ./ticket-4711\n");
 }
 
 /* Parse `diagnose` arguments; values left 0 take the config's defaults. */
@@ -102,8 +101,8 @@ static int parse(int argc, char **argv, diag_args *a, char *err, size_t errlen) 
     } else if (VALUE("--port", "-P")) {
       NUM("--port", 1, 65535, a->port, (void)0);
     } else if (VALUE("--interval", "-i")) {
-      if (r < 0 || md_cli_parse_seconds("--interval", v, 0.0099, 3600, &a->interval, err,
-                                        errlen) < 0)
+      if (r < 0 ||
+          md_cli_parse_seconds("--interval", v, 0.0099, 3600, &a->interval, err, errlen) < 0)
         return -EINVAL;
       a->set_interval = true;
     } else if (VALUE("--timeout", NULL)) {
@@ -220,8 +219,7 @@ static void on_begin(const md_report *r, void *ud) {
     fprintf(b->errf, "mtrctl diagnose: history: %s\n", err);
 }
 
-int md_cli_diagnose_main(int argc, char **argv, const char *global_config, FILE *out,
-                         FILE *errf) {
+int md_cli_diagnose_main(int argc, char **argv, const char *global_config, FILE *out, FILE *errf) {
   diag_args a;
   char err[512];
   if (parse(argc, argv, &a, err, sizeof err) < 0) {
@@ -237,8 +235,8 @@ int md_cli_diagnose_main(int argc, char **argv, const char *global_config, FILE 
   if (rc != 0)
     return rc;
   md_tls_ctx *tls = NULL;
-  if (md_tls_ctx_new(MD_TLS_CLIENT, cfg.tls.cert, cfg.tls.key, cfg.tls.ca, &tls, err,
-                     sizeof err) < 0) {
+  if (md_tls_ctx_new(MD_TLS_CLIENT, cfg.tls.cert, cfg.tls.key, cfg.tls.ca, &tls, err, sizeof err) <
+      0) {
     fprintf(errf, "mtrctl diagnose: %s\n", err);
     md_ctl_config_free(&cfg);
     return MD_EXIT_USAGE;
@@ -248,8 +246,12 @@ int md_cli_diagnose_main(int argc, char **argv, const char *global_config, FILE 
     fprintf(errf, "mtrctl diagnose: history: %s\n", err);
     hist = NULL; /* the diagnosis still runs; it is just not kept */
   }
-  md_diag_opts o = {.cfg = &cfg, .a = a.a, .b = a.b, .timeout_s = a.timeout_s,
-                    .reference = a.reference, .ran_by = who_ran()};
+  md_diag_opts o = {.cfg = &cfg,
+                    .a = a.a,
+                    .b = a.b,
+                    .timeout_s = a.timeout_s,
+                    .reference = a.reference,
+                    .ran_by = who_ran()};
   build_options(&a, &cfg, &o);
   if (a.timeout_s == 0 && cfg.timeout > 0)
     o.timeout_s = cfg.timeout;
@@ -329,8 +331,7 @@ static int open_history(int argc_cfg, const char *config, md_ctl_config *cfg, md
   return 0;
 }
 
-int md_cli_history_main(int argc, char **argv, const char *global_config, FILE *out,
-                        FILE *errf) {
+int md_cli_history_main(int argc, char **argv, const char *global_config, FILE *out, FILE *errf) {
   char err[256];
   long limit = 20;
   const char *config = global_config;
@@ -371,8 +372,7 @@ int md_cli_history_main(int argc, char **argv, const char *global_config, FILE *
       char t[40];
       fprintf(out, "%-28s %s  %s -> %s  %-11s %-8s %s\n", e[i].id,
               md_time_rfc3339(e[i].started_at_ns, t, sizeof t), e[i].a ? e[i].a : "?",
-              e[i].b ? e[i].b : "?",
-              e[i].complete ? md_status_name(e[i].status) : "incomplete",
+              e[i].b ? e[i].b : "?", e[i].complete ? md_status_name(e[i].status) : "incomplete",
               md_direction_name(e[i].direction), e[i].summary ? e[i].summary : "");
     }
     if (n == 0)

@@ -15,29 +15,53 @@
 #include "diagnosis.h"
 #include "md_log.h"
 #include "md_time.h"
+#include "oneway.h"
 #include "verdict.h"
 
 #define START_MARGIN_NS 300000000LL /* from "both ready" to the common first probe */
 #define CONNECT_TIMEOUT_MS 5000
-#define CANCEL_GRACE_MS 3000        /* after Ctrl-C / timeout: wait this long for results */
+#define CANCEL_GRACE_MS 3000 /* after Ctrl-C / timeout: wait this long for results */
 
 enum run_kind { RUN_MAIN, RUN_REFERENCE };
 
 typedef struct side {
   struct diag *d;
-  int idx;                     /* 0: A, 1: B */
-  const md_ctl_agent *agent;   /* NULL: B is a plain address */
+  int idx;                   /* 0: A, 1: B */
+  const md_ctl_agent *agent; /* NULL: B is a plain address */
   md_report_agent *ra;
   md_client *client;
   bool connecting, ready, closed;
-  char target[MD_ADDRSTRLEN];  /* numeric address this side traces to */
+  char target[MD_ADDRSTRLEN]; /* numeric address this side traces to */
   char target_name[256];
   char run_id[48], ref_id[48];
-  bool run_open, ref_open;     /* started, no result yet */
-  int64_t accepted_ctl_ns;     /* scheduled first probe, controller clock */
+  bool run_open, ref_open; /* started, no result yet */
+  int64_t accepted_ctl_ns; /* scheduled first probe, controller clock */
   uint32_t cycles_done;
   int hops;
 } side;
+
+/* One direction of the one-way measurement: the sender is one agent, the
+ * receiver the other; the receiver is asked first (it says its port). */
+typedef struct ow_stream {
+  bool planned, recv_open, send_open;
+  int sender, receiver; /* side indexes */
+  char id[48];
+  md_oneway_plan plan;
+  bool have_send, have_recv;
+  md_client_stream_result send_res, recv_res; /* numbers only (strings dropped) */
+  char why[512];                              /* why it produced nothing, when it did not */
+} ow_stream;
+
+/* Record why a stream produced nothing (formatted apart: the id it quotes
+ * lives in the same structure). */
+__attribute__((format(printf, 2, 3))) static void set_why(ow_stream *w, const char *fmt, ...) {
+  char tmp[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  memcpy(w->why, tmp, sizeof tmp);
+}
 
 typedef struct diag {
   uv_loop_t *loop;
@@ -50,13 +74,16 @@ typedef struct diag {
   bool started, stopping, finished;
   int64_t t0_mono;
   const char *reference;
-  unsigned reference_from;     /* MD_REFERENCE_FROM_* */
+  unsigned reference_from; /* MD_REFERENCE_FROM_* */
   bool reference_asked;
+  ow_stream ow[2]; /* [0] A->B, [1] B->A */
 } diag;
 
 static void check_progress(diag *d);
 
-static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+static char *xstrdup(const char *s) {
+  return s ? strdup(s) : NULL;
+}
 
 /* ---- live progress (a terminal only) */
 
@@ -84,7 +111,9 @@ static void show_progress(diag *d, bool final) {
 
 /* ---- ending */
 
-static void handle_closed(uv_handle_t *h) { (void)h; }
+static void handle_closed(uv_handle_t *h) {
+  (void)h;
+}
 
 /* Everything is in (or given up): close the sessions; the report is
  * analysed once the last one has closed. */
@@ -102,12 +131,14 @@ static void finish(diag *d) {
 
 static bool any_open_run(diag *d) {
   for (int i = 0; i < 2; i++)
-    if (d->s[i].run_open || d->s[i].ref_open)
+    if (d->s[i].run_open || d->s[i].ref_open || d->ow[i].recv_open || d->ow[i].send_open)
       return true;
   return false;
 }
 
-static void on_cancel_grace(uv_timer_t *t) { finish(t->data); }
+static void on_cancel_grace(uv_timer_t *t) {
+  finish(t->data);
+}
 
 /* Stop early (Ctrl-C, whole-run timeout): cancel what runs, keep what came. */
 static void stop(diag *d, const char *code, const char *why) {
@@ -121,6 +152,11 @@ static void stop(diag *d, const char *code, const char *why) {
       md_client_run_cancel(s->client, s->run_id);
     if (s->ref_open && s->client)
       md_client_run_cancel(s->client, s->ref_id);
+    ow_stream *w = &d->ow[i];
+    if (w->recv_open && d->s[w->receiver].client)
+      md_client_stream_cancel(d->s[w->receiver].client, w->id);
+    if (w->send_open && d->s[w->sender].client)
+      md_client_stream_cancel(d->s[w->sender].client, w->id);
   }
   if (!any_open_run(d)) {
     finish(d);
@@ -140,7 +176,8 @@ static void on_deadline(uv_timer_t *t) {
 static void on_sigint(uv_signal_t *h, int sig) {
   (void)sig;
   diag *d = h->data;
-  stop(d, "interrupted", "interrupted by the operator (Ctrl-C): the report holds what was gathered");
+  stop(d, "interrupted",
+       "interrupted by the operator (Ctrl-C): the report holds what was gathered");
 }
 
 /* ---- starting the runs at one instant */
@@ -152,6 +189,124 @@ static void fill_request(diag *d, side *s, Mtrdiag__V1__RunRequest *req, const c
   req->target = (char *)target;
   req->target_name = (char *)target_name;
   req->start_at_real_ns = start_ctl_ns ? md_client_to_agent_ns(s->client, start_ctl_ns) : 0;
+}
+
+/* ---- the one-way measurement (both ends are ours) */
+
+/* Ask the receiving agent of each direction to listen; its answer (the port)
+ * starts the sender (on_stream_accepted). Packets every 20 ms for as long as
+ * the traces run. Only when both agents speak protocol revision 1. */
+static void start_streams(diag *d) {
+  side *sa = &d->s[0], *sb = &d->s[1];
+  if (!sa->ready || !sb->ready)
+    return;
+  const md_client_info *ia = md_client_get_info(sa->client), *ib = md_client_get_info(sb->client);
+  if (!ia->one_way_stream || !ib->one_way_stream) {
+    set_why(&d->ow[0], "one-way streams not measured: an agent predates protocol revision 1");
+    return;
+  }
+  uint64_t run_ms = (uint64_t)d->o->run.cycles * d->o->run.interval_ms;
+  uint32_t count = (uint32_t)(run_ms / 20);
+  count = count < 50 ? 50 : count > 100000 ? 100000 : count;
+  for (int i = 0; i < 2; i++) {
+    ow_stream *w = &d->ow[i];
+    w->sender = i;
+    w->receiver = 1 - i;
+    snprintf(w->id, sizeof w->id, "ow%c-%s", i == 0 ? 'f' : 'r', d->r->id);
+    w->plan.stream_id = w->id;
+    w->plan.sender_addr = i == 0 ? d->r->a.probe_address : d->r->b.probe_address;
+    w->plan.receiver_addr = i == 0 ? d->r->b.probe_address : d->r->a.probe_address;
+    w->plan.count = count;
+    w->plan.interval_us = 20000;
+    w->plan.tos = d->o->run.tos;
+    md_oneway_token(w->plan.token);
+    Mtrdiag__V1__StreamRequest req;
+    md_oneway_request(&w->plan, MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_RECEIVE, 0, 0, &req);
+    char err[256];
+    if (md_client_stream_start(d->s[w->receiver].client, &req, err, sizeof err) == 0) {
+      w->planned = w->recv_open = true;
+    } else {
+      set_why(w, "one-way stream %s not started: %s", w->id, err);
+    }
+  }
+}
+
+static ow_stream *find_stream(diag *d, const char *id) {
+  for (int i = 0; i < 2; i++)
+    if (d->ow[i].planned && strcmp(d->ow[i].id, id) == 0)
+      return &d->ow[i];
+  return NULL;
+}
+
+/* The receiver listens: start the sender toward its port, 100 ms from now. */
+static void c_stream_accepted(md_client *c, const md_client_stream_accepted *acc) {
+  side *s = md_client_data(c);
+  diag *d = s->d;
+  ow_stream *w = find_stream(d, acc->stream_id);
+  if (!w || acc->role != MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_RECEIVE || d->stopping)
+    return;
+  side *snd = &d->s[w->sender];
+  if (!snd->ready || !snd->client)
+    return;
+  int64_t start = md_client_to_agent_ns(snd->client, md_now_real_ns() + 100000000LL);
+  Mtrdiag__V1__StreamRequest req;
+  md_oneway_request(&w->plan, MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_SEND, acc->port, start, &req);
+  char err[256];
+  if (md_client_stream_start(snd->client, &req, err, sizeof err) == 0)
+    w->send_open = true;
+  else
+    set_why(w, "one-way stream %s: sender not started: %s", w->id, err);
+}
+
+static void c_stream_result(md_client *c, const md_client_stream_result *res) {
+  side *s = md_client_data(c);
+  diag *d = s->d;
+  ow_stream *w = find_stream(d, res->stream_id);
+  if (!w)
+    return;
+  md_client_stream_result copy = *res;
+  copy.stream_id = copy.message = NULL;
+  if (res->role == MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_SEND) {
+    w->send_open = false;
+    w->have_send = true;
+    w->send_res = copy;
+  } else {
+    w->recv_open = false;
+    w->have_recv = true;
+    w->recv_res = copy;
+  }
+  if (res->status != MTRDIAG__V1__RUN_STATUS__RUN_STATUS_OK && !w->why[0])
+    set_why(w, "one-way stream %s (%s side) did not finish: %s", w->id,
+            res->role == MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_SEND ? "sending" : "receiving",
+            res->message && res->message[0] ? res->message : "no reason given");
+  if (w->recv_open && !w->send_open && !w->have_send && d->s[w->receiver].client &&
+      res->role == MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_SEND)
+    md_client_stream_cancel(d->s[w->receiver].client, w->id);
+  check_progress(d);
+}
+
+static const md_client_stream_cb stream_cb = {c_stream_accepted, c_stream_result};
+
+/* one_way in the report, from both directions' results and clock offsets. */
+static void compute_oneway(diag *d) {
+  md_report *r = d->r;
+  md_oneway_dir dir[2];
+  int ok = 0;
+  for (int i = 0; i < 2; i++) {
+    ow_stream *w = &d->ow[i];
+    memset(&dir[i], 0, sizeof dir[i]);
+    if (!w->have_send || !w->have_recv)
+      continue;
+    int64_t off_s = (int64_t)((w->sender ? r->b : r->a).clock_offset_ms * 1e6);
+    int64_t off_r = (int64_t)((w->receiver ? r->b : r->a).clock_offset_ms * 1e6);
+    if (md_oneway_compute(&w->send_res, &w->recv_res, off_s, off_r, &dir[i]) == 0)
+      ok++;
+  }
+  if (ok == 2) {
+    r->has_oneway = true;
+    r->oneway_forward = dir[0];
+    r->oneway_reverse = dir[1];
+  }
 }
 
 /* Both agents are ready (or one has failed): order the runs, with one
@@ -176,6 +331,7 @@ static void start_runs(diag *d) {
     else
       md_report_add_error(d->r, s->agent->name, "bad_request", "%s", err);
   }
+  start_streams(d);
   check_progress(d);
 }
 
@@ -288,6 +444,7 @@ static void c_ready(md_client *c) {
   s->ra->hostname = xstrdup(in->hostname);
   s->ra->version = xstrdup(in->version);
   s->ra->clock_offset_ms = in->offset_ns / 1e6;
+  md_client_set_stream_cb(c, &stream_cb);
   check_progress(s->d);
 }
 
@@ -360,8 +517,17 @@ static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode cod
                     const char *message) {
   side *s = md_client_data(c);
   diag *d = s->d;
-  const char *name = md_wire_error_name(code);
-  md_report_add_error(d->r, s->agent->name, name, "%s", message);
+  ow_stream *w = run_id && run_id[0] ? find_stream(d, run_id) : NULL;
+  if (w) { /* a refused stream is no failed diagnosis: it is only not measured */
+    if (s->idx == w->receiver)
+      w->recv_open = false;
+    else
+      w->send_open = false;
+    set_why(w, "one-way stream %s refused by %s: %s", w->id, s->agent->name, message);
+    check_progress(d);
+    return;
+  }
+  md_report_add_error(d->r, s->agent->name, md_wire_error_name(code), "%s", message);
   if (run_id && strcmp(run_id, s->run_id) == 0)
     s->run_open = false; /* refused before RunAccepted: no result follows */
   if (run_id && strcmp(run_id, s->ref_id) == 0)
@@ -402,8 +568,9 @@ static int resolve(const char *host, int family, char *out, size_t outlen, char 
   struct addrinfo hints = {.ai_family = family, .ai_socktype = SOCK_DGRAM}, *res = NULL;
   int rc = getaddrinfo(host, NULL, &hints, &res);
   if (rc != 0 || !res) {
-    snprintf(err, errlen, "'%s' is neither an agent of the inventory nor an address that resolves "
-                          "(%s)",
+    snprintf(err, errlen,
+             "'%s' is neither an agent of the inventory nor an address that resolves "
+             "(%s)",
              host, gai_strerror(rc));
     return -EINVAL;
   }
@@ -533,8 +700,23 @@ static void reference_advice(diag *d) {
   }
 }
 
-int md_diag_run(uv_loop_t *loop, md_tls_ctx *tls, const md_diag_opts *o,
-                const md_diag_hooks *hooks, md_report **out, char *err, size_t errlen) {
+/* Say why the one-way figures are missing, when both ends are agents. */
+static void oneway_advice(diag *d) {
+  if (d->r->has_oneway || !d->r->b.present)
+    return;
+  const char *why = d->ow[0].why[0] ? d->ow[0].why : d->ow[1].why;
+  if (!why[0])
+    return;
+  md_diagnosis *g = &d->r->diagnosis;
+  char **na = realloc(g->advice, (g->n_advice + 1) * sizeof *na);
+  if (!na)
+    return;
+  g->advice = na;
+  g->advice[g->n_advice++] = strdup(why);
+}
+
+int md_diag_run(uv_loop_t *loop, md_tls_ctx *tls, const md_diag_opts *o, const md_diag_hooks *hooks,
+                md_report **out, char *err, size_t errlen) {
   diag *d = calloc(1, sizeof *d);
   md_report *r = md_report_new();
   if (!d || !r) {
@@ -563,8 +745,8 @@ int md_diag_run(uv_loop_t *loop, md_tls_ctx *tls, const md_diag_opts *o,
   d->t0_mono = md_now_mono_ns();
   uv_timer_init(loop, &d->deadline);
   d->deadline.data = d;
-  double limit = o->timeout_s > 0 ? o->timeout_s
-                                   : o->run.cycles * o->run.interval_ms / 1000.0 + 5.0 + 30.0;
+  double limit =
+      o->timeout_s > 0 ? o->timeout_s : o->run.cycles * o->run.interval_ms / 1000.0 + 5.0 + 30.0;
   uv_timer_start(&d->deadline, on_deadline, (uint64_t)(limit * 1000), 0);
   uv_signal_init(loop, &d->sigint);
   d->sigint.data = d;
@@ -577,8 +759,10 @@ int md_diag_run(uv_loop_t *loop, md_tls_ctx *tls, const md_diag_opts *o,
 
   r->finished_at_ns = md_now_real_ns();
   measure_skew(d);
+  compute_oneway(d);
   md_report_analyse(r);
   reference_advice(d);
+  oneway_advice(d);
   *out = r;
   free(d);
   return 0;

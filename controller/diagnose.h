@@ -24,14 +24,14 @@
 
 typedef struct md_diag_opts {
   const md_ctl_config *cfg;
-  const char *a;          /* inventory name of A */
-  const char *b;          /* inventory name, or an address / DNS name (no agent) */
+  const char *a;               /* inventory name of A */
+  const char *b;               /* inventory name, or an address / DNS name (no agent) */
   Mtrdiag__V1__RunRequest run; /* options for both runs (run_id, target, start filled here) */
   md_report_options ropts;     /* the same options, as the report shows them */
-  double timeout_s;       /* whole run; 0: cycles * interval + grace + 30 s */
-  const char *reference;  /* target of the local-ISP check; NULL: config's, else none */
-  FILE *progress;         /* live progress (a terminal); NULL: none */
-  const char *ran_by;     /* for the report: who ran it */
+  double timeout_s;            /* whole run; 0: cycles * interval + grace + 30 s */
+  const char *reference;       /* target of the local-ISP check; NULL: config's, else none */
+  FILE *progress;              /* live progress (a terminal); NULL: none */
+  const char *ran_by;          /* for the report: who ran it */
 } md_diag_opts;
 
 /* Hooks the CLI gives so an interrupted run is stored before it ends. */
@@ -45,8 +45,8 @@ typedef struct md_diag_hooks {
  * (always set on 0, also when agents failed: see its errors). SIGINT during
  * the run cancels both runs and finishes with what was gathered.
  * 0, or -EINVAL with err set for usage errors (unknown agent, bad B). */
-int md_diag_run(uv_loop_t *loop, md_tls_ctx *tls, const md_diag_opts *o,
-                const md_diag_hooks *hooks, md_report **out, char *err, size_t errlen);
+int md_diag_run(uv_loop_t *loop, md_tls_ctx *tls, const md_diag_opts *o, const md_diag_hooks *hooks,
+                md_report **out, char *err, size_t errlen);
 
 /* Exit status for a finished report: 3 an agent failed or the run was cut
  * short, 1 a problem found, 0 healthy. */
