@@ -24,7 +24,7 @@ typedef struct diag_args {
   long cycles, psize, first_ttl, max_ttl, tos, port;
   double interval;
   char protocol[8];
-  bool no_dns;
+  bool no_dns, no_oneway;
   int family;
   bool set_cycles, set_interval, set_psize, set_max_ttl, set_protocol;
 } diag_args;
@@ -50,6 +50,8 @@ void md_cli_diagnose_usage(FILE *out) {
                "                          report.html, forward.txt, reverse.txt, meta.json)\n"
                "      --reference ADDR    target for the local-ISP check (default: config's)\n"
                "      --timeout SECONDS   limit for the whole run\n"
+          "      --no-oneway         no one-way streams between the agents (then follow-up\n"
+          "                          probes alone separate what the traces cannot)\n"
                "\n"
                "exit status: 0 healthy, 1 a problem was found, 2 usage or configuration error,\n"
                "3 an agent could not be reached, authenticated or finish its run (a partial\n"
@@ -84,6 +86,10 @@ static int parse(int argc, char **argv, diag_args *a, char *err, size_t errlen) 
       if (r < 0)
         return r;
       a->no_dns = true;
+    } else if (FLAG("--no-oneway", NULL)) {
+      if (r < 0)
+        return r;
+      a->no_oneway = true;
     } else if (FLAG("-4", NULL)) {
       a->family = 4;
     } else if (FLAG("-6", NULL)) {
@@ -251,7 +257,7 @@ int md_cli_diagnose_main(int argc, char **argv, const char *global_config, FILE 
                     .b = a.b,
                     .timeout_s = a.timeout_s,
                     .reference = a.reference,
-                    .ran_by = who_ran()};
+                    .ran_by = who_ran(), .no_oneway = a.no_oneway};
   build_options(&a, &cfg, &o);
   if (a.timeout_s == 0 && cfg.timeout > 0)
     o.timeout_s = cfg.timeout;

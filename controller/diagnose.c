@@ -13,6 +13,8 @@
 
 #include "client.h"
 #include "diagnosis.h"
+#include "align.h"
+#include "localise.h"
 #include "md_log.h"
 #include "md_time.h"
 #include "oneway.h"
@@ -21,6 +23,9 @@
 #define START_MARGIN_NS 300000000LL /* from "both ready" to the common first probe */
 #define CONNECT_TIMEOUT_MS 5000
 #define CANCEL_GRACE_MS 3000 /* after Ctrl-C / timeout: wait this long for results */
+#define MD_FOLLOWUP_MAX 6    /* follow-up probes in one round */
+#define FOLLOWUP_CYCLES 40   /* pings per follow-up probe */
+#define FOLLOWUP_INTERVAL_MS 50
 
 enum run_kind { RUN_MAIN, RUN_REFERENCE };
 
@@ -38,6 +43,7 @@ typedef struct side {
   int64_t accepted_ctl_ns; /* scheduled first probe, controller clock */
   uint32_t cycles_done;
   int hops;
+  int64_t offset_ns, rtt_ns; /* from time sync */
 } side;
 
 /* One direction of the one-way measurement: the sender is one agent, the
@@ -77,6 +83,15 @@ typedef struct diag {
   unsigned reference_from; /* MD_REFERENCE_FROM_* */
   bool reference_asked;
   ow_stream ow[2]; /* [0] A->B, [1] B->A */
+  bool followup_asked;
+  int n_fu; /* follow-up probes started */
+  struct fu {
+    int side;
+    char id[64];
+    char target[MD_ADDRSTRLEN];
+    char why[512];
+    bool open;
+  } fu[MD_FOLLOWUP_MAX];
 } diag;
 
 static void check_progress(diag *d);
@@ -132,6 +147,9 @@ static void finish(diag *d) {
 static bool any_open_run(diag *d) {
   for (int i = 0; i < 2; i++)
     if (d->s[i].run_open || d->s[i].ref_open || d->ow[i].recv_open || d->ow[i].send_open)
+      return true;
+  for (int i = 0; i < d->n_fu; i++)
+    if (d->fu[i].open)
       return true;
   return false;
 }
@@ -200,6 +218,10 @@ static void start_streams(diag *d) {
   side *sa = &d->s[0], *sb = &d->s[1];
   if (!sa->ready || !sb->ready)
     return;
+  if (d->o->no_oneway) {
+    set_why(&d->ow[0], "one-way streams not measured: --no-oneway");
+    return;
+  }
   const md_client_info *ia = md_client_get_info(sa->client), *ib = md_client_get_info(sb->client);
   if (!ia->one_way_stream || !ib->one_way_stream) {
     set_why(&d->ow[0], "one-way streams not measured: an agent predates protocol revision 1");
@@ -287,6 +309,16 @@ static void c_stream_result(md_client *c, const md_client_stream_result *res) {
 
 static const md_client_stream_cb stream_cb = {c_stream_accepted, c_stream_result};
 
+/* The clock offset to correct one-way delays with. A time-sync offset is only
+ * known to within half the round trip it was measured over (the two legs
+ * may differ: that asymmetry is what a faulty link makes). An offset inside
+ * that band is indistinguishable from synchronised clocks (NTP), so it is
+ * taken as 0; a larger one is a real clock difference and is corrected. */
+static int64_t usable_offset(const side *s) {
+  int64_t off = s->offset_ns, band = s->rtt_ns / 2 + 500000;
+  return (off < 0 ? -off : off) <= band ? 0 : off;
+}
+
 /* one_way in the report, from both directions' results and clock offsets. */
 static void compute_oneway(diag *d) {
   md_report *r = d->r;
@@ -297,8 +329,8 @@ static void compute_oneway(diag *d) {
     memset(&dir[i], 0, sizeof dir[i]);
     if (!w->have_send || !w->have_recv)
       continue;
-    int64_t off_s = (int64_t)((w->sender ? r->b : r->a).clock_offset_ms * 1e6);
-    int64_t off_r = (int64_t)((w->receiver ? r->b : r->a).clock_offset_ms * 1e6);
+    int64_t off_s = usable_offset(&d->s[w->sender]);
+    int64_t off_r = usable_offset(&d->s[w->receiver]);
     if (md_oneway_compute(&w->send_res, &w->recv_res, off_s, off_r, &dir[i]) == 0)
       ok++;
   }
@@ -402,6 +434,96 @@ static void add_reference_followup(diag *d, side *s, const md_path *p) {
   f->why = strdup(why);
 }
 
+/* ---- follow-up probes: separate what the runs could not */
+
+/* Where the joint model finds explanations it cannot tell apart, ping the
+ * addresses it picks (from A or B) while the agents are still connected;
+ * each ping's figures go into the report as evidence and into the model. */
+static bool start_followups(diag *d) {
+  md_report *r = d->r;
+  if (d->stopping || !d->s[0].ready || !d->s[1].ready)
+    return false;
+  compute_oneway(d);
+  md_path_verdict fv = {0}, rv = {0};
+  md_alignment al = {0};
+  bool started = false;
+  if (r->forward && r->reverse && md_align(r->forward, r->reverse, &al) == 0) {
+    md_alignment saved = r->alignment;
+    r->alignment = al;
+    md_localise *m = NULL;
+    if (md_report_localise(r, &m) == 0) {
+      md_localise_verdict v;
+      memset(&v, 0, sizeof v);
+      md_followup_plan plan[MD_FOLLOWUP_MAX];
+      int n = 0;
+      if (md_localise_conclude(m, &v) == 0 && v.found && v.needs_followup &&
+          md_localise_plan_followups(m, MD_FOLLOWUP_MAX, plan, &n) == 0) {
+        for (int i = 0; i < n && d->n_fu < MD_FOLLOWUP_MAX; i++) {
+          struct fu *f = &d->fu[d->n_fu];
+          side *s = &d->s[plan[i].from == MD_AGENT_A ? 0 : 1];
+          f->side = s->idx;
+          snprintf(f->id, sizeof f->id, "fu%d-%s", d->n_fu, r->id);
+          snprintf(f->target, sizeof f->target, "%s", plan[i].target);
+          snprintf(f->why, sizeof f->why, "%s", plan[i].why);
+          Mtrdiag__V1__RunRequest req = MTRDIAG__V1__RUN_REQUEST__INIT;
+          req.run_id = f->id;
+          req.target = f->target;
+          req.target_name = (char *)"follow-up";
+          req.cycles = FOLLOWUP_CYCLES;
+          req.interval_ms = FOLLOWUP_INTERVAL_MS;
+          req.first_ttl = req.max_ttl = 30; /* end to end only: a ping */
+          req.no_dns = true;
+          req.gracetime_ms = 1000;
+          char err[256];
+          if (md_client_run_start(s->client, &req, err, sizeof err) == 0) {
+            f->open = true;
+            d->n_fu++;
+            started = true;
+          }
+        }
+      }
+      md_localise_verdict_clear(&v);
+      md_localise_free(m);
+    }
+    r->alignment = saved;
+    md_alignment_clear(&al);
+  }
+  md_verdict_clear(&fv);
+  md_verdict_clear(&rv);
+  return started;
+}
+
+/* A follow-up ping came back: its end-to-end figures, as a report entry. */
+static bool followup_result(diag *d, side *s, md_client_result *res) {
+  for (int i = 0; i < d->n_fu; i++) {
+    struct fu *f = &d->fu[i];
+    if (!f->open || f->side != s->idx || strcmp(res->run_id, f->id) != 0)
+      continue;
+    f->open = false;
+    md_report *r = d->r;
+    md_followup *nf = realloc(r->followup, (r->n_followup + 1) * sizeof *nf);
+    if (!nf)
+      return true;
+    r->followup = nf;
+    md_followup *e = &nf[r->n_followup++];
+    memset(e, 0, sizeof *e);
+    e->from = xstrdup(s->agent->name);
+    e->target = xstrdup(f->target);
+    snprintf(e->protocol, sizeof e->protocol, "icmp");
+    const md_path *p = res->path;
+    const md_hop *h = p && p->n_hops ? &p->hops[p->n_hops - 1] : NULL;
+    if (h) {
+      e->sent = h->st.sent - h->st.transit;
+      e->recv = h->st.recv;
+      e->loss_pct = md_stats_loss_pct(&h->st);
+      e->avg_ms = md_stats_avg_ms(&h->st);
+    }
+    e->why = xstrdup(f->why);
+    return true;
+  }
+  return false;
+}
+
 /* ---- is everything in? */
 
 static void check_progress(diag *d) {
@@ -429,6 +551,11 @@ static void check_progress(diag *d) {
     if (start_reference(d))
       return;
   }
+  if (main_done && !d->stopping && !d->followup_asked && d->r->forward && d->r->reverse) {
+    d->followup_asked = true;
+    if (start_followups(d))
+      return;
+  }
   finish(d);
 }
 
@@ -444,6 +571,8 @@ static void c_ready(md_client *c) {
   s->ra->hostname = xstrdup(in->hostname);
   s->ra->version = xstrdup(in->version);
   s->ra->clock_offset_ms = in->offset_ns / 1e6;
+  s->offset_ns = in->offset_ns;
+  s->rtt_ns = in->rtt_ns;
   md_client_set_stream_cb(c, &stream_cb);
   check_progress(s->d);
 }
@@ -490,6 +619,10 @@ static void c_result(md_client *c, md_client_result *res) {
     check_progress(d);
     return;
   }
+  if (followup_result(d, s, res)) {
+    check_progress(d);
+    return;
+  }
   s->run_open = false;
   md_path **slot = s->idx == 0 ? &d->r->forward : &d->r->reverse;
   if (res->path && !res->from_agent)
@@ -526,6 +659,15 @@ static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode cod
     set_why(w, "one-way stream %s refused by %s: %s", w->id, s->agent->name, message);
     check_progress(d);
     return;
+  }
+  for (int i = 0; run_id && i < d->n_fu; i++) {
+    if (d->fu[i].open && strcmp(run_id, d->fu[i].id) == 0) {
+      /* a refused follow-up (the policy may not allow router addresses) only
+       * leaves the model less sure; it is no failed diagnosis */
+      d->fu[i].open = false;
+      check_progress(d);
+      return;
+    }
   }
   md_report_add_error(d->r, s->agent->name, md_wire_error_name(code), "%s", message);
   if (run_id && strcmp(run_id, s->run_id) == 0)

@@ -32,6 +32,7 @@ typedef struct md_diag_opts {
   const char *reference;       /* target of the local-ISP check; NULL: config's, else none */
   FILE *progress;              /* live progress (a terminal); NULL: none */
   const char *ran_by;          /* for the report: who ran it */
+  bool no_oneway;              /* skip the agent-to-agent one-way streams */
 } md_diag_opts;
 
 /* Hooks the CLI gives so an interrupted run is stored before it ends. */

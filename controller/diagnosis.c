@@ -1,6 +1,7 @@
 /* diagnosis: both verdicts and the alignment read together, first version
  * (diagnosis.h; every rule is in docs/verdict.md "Diagnosis"). */
 #include "diagnosis.h"
+#include "localise.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -724,6 +725,98 @@ void md_diagnosis_clear(md_diagnosis *d) {
 }
 
 /* Verdicts, alignment and diagnosis of a report, in that order. */
+/* Build the joint model (localise.c) from a report: both paths, their
+ * alignment, the one-way figures and the follow-up probes already made.
+ * 0, -ENODATA (a path did not reach its end: the model does not apply). */
+int md_report_localise(const md_report *r, md_localise **out) {
+  md_localise_input li = {
+      .forward = r->forward,
+      .reverse = r->reverse,
+      .alignment = &r->alignment,
+      .a_address = r->a.probe_address,
+      .b_address = r->b.probe_address,
+      .oneway_forward = r->has_oneway ? &r->oneway_forward : NULL,
+      .oneway_reverse = r->has_oneway ? &r->oneway_reverse : NULL,
+  };
+  if (!r->forward || !r->reverse || !r->forward->reached || !r->reverse->reached)
+    return -ENODATA;
+  int rc = md_localise_new(&li, out);
+  if (rc < 0)
+    return rc;
+  for (int i = 0; i < r->n_followup; i++) {
+    const md_followup *f = &r->followup[i];
+    if (!f->from || !f->target)
+      continue;
+    md_agent_side side = r->a.name && strcmp(f->from, r->a.name) == 0 ? MD_AGENT_A : MD_AGENT_B;
+    md_localise_add_followup(*out, side, f->target, f->sent,
+                             f->recv); /* unknown targets: ignored */
+  }
+  return 0;
+}
+
+static void free_suspect(md_suspect *s) {
+  free(s->from_ip);
+  free(s->to_ip);
+  for (int i = 0; i < s->n_evidence; i++)
+    free(s->evidence[i]);
+  free(s->evidence);
+  memset(s, 0, sizeof *s);
+}
+
+/* The joint reading takes over the suspect when it names one: it uses both
+ * runs, the one-way stream and the follow-ups, where the first diagnosis
+ * reads each direction on its own (docs/localisation.md). */
+static int apply_joint_model(md_report *r) {
+  md_diagnosis *g = &r->diagnosis;
+  if (g->status == MD_STATUS_INCOMPLETE || g->status == MD_STATUS_UNREACHABLE)
+    return 0;
+  md_localise *m = NULL;
+  int rc = md_report_localise(r, &m);
+  if (rc == -ENODATA || rc == -EINVAL)
+    return 0;
+  if (rc < 0)
+    return rc;
+  md_localise_verdict v;
+  memset(&v, 0, sizeof v);
+  rc = md_localise_conclude(m, &v);
+  if (rc == 0 && v.found) {
+    free_suspect(&g->suspect);
+    g->suspect = v.suspect;
+    memset(&v.suspect, 0, sizeof v.suspect);
+    g->has_suspect = true;
+    g->direction = g->suspect.path == MD_DIR_FORWARD ? MD_DIRECTION_FORWARD : MD_DIRECTION_REVERSE;
+    if (g->status == MD_STATUS_HEALTHY)
+      g->status = MD_STATUS_DEGRADED;
+    const md_suspect *s = &g->suspect;
+    char *head = fmt_dup(
+        "Read together, both runs%s point at %s %s %s -> %s (%s path, confidence %.0f%%%s).",
+        r->has_oneway ? " and the one-way stream" : "", md_suspect_kind_name(s->kind),
+        s->kind == MD_SUSPECT_DESTINATION_HOST ? "at" : "on the link",
+        s->from_ip ? s->from_ip : "?", s->to_ip ? s->to_ip : "?", md_dir_name(s->path),
+        s->confidence * 100, v.needs_followup ? ", other explanations remain close" : "");
+    if (head) {
+      char *sum = fmt_dup("%s %s", head, g->summary ? g->summary : "");
+      if (sum) {
+        free(g->summary);
+        g->summary = sum;
+      }
+      free(head);
+    }
+    if (v.needs_oneway && !r->has_oneway)
+      rc = list_add(&g->advice, &g->n_advice,
+                    fmt_dup("Only the one-way stream between the agents can tell which direction "
+                            "of this link drops packets; it was not measured in this run."));
+    else if (v.needs_followup)
+      rc = list_add(&g->advice, &g->n_advice,
+                    fmt_dup("%d explanations fit the data almost equally well; the follow-up "
+                            "probes could not separate them: run again with more cycles.",
+                            v.n_contenders));
+  }
+  md_localise_verdict_clear(&v);
+  md_localise_free(m);
+  return rc < 0 && rc != -ENODATA ? rc : 0;
+}
+
 int md_report_analyse(md_report *r) {
   if (!r)
     return -EINVAL;
@@ -749,7 +842,10 @@ int md_report_analyse(md_report *r) {
       .a_address = r->a.probe_address,
       .b_address = r->b.probe_address,
   };
-  return md_diagnose(&in, &r->diagnosis);
+  rc = md_diagnose(&in, &r->diagnosis);
+  if (rc == 0 && both)
+    rc = apply_joint_model(r);
+  return rc;
 }
 
 /* Which agents should run the local-ISP check (docs/verdict.md). */

@@ -49,6 +49,12 @@ void md_diagnosis_clear(md_diagnosis *d);
  * 0 or -ENOMEM (what was filled stays, consistent). */
 int md_report_analyse(md_report *r);
 
+/* The joint model of a report (localise.h) with its one-way figures and
+ * follow-ups fed in, for the orchestration to plan follow-up probes.
+ * 0, -ENODATA (a path missing or not reached), -ENOMEM. */
+struct md_localise;
+int md_report_localise(const md_report *r, struct md_localise **out);
+
 /* The documented local-ISP check: which agents should trace a reference
  * target, because the loss begins (or responses stop) within the first
  * three hops of their own trace. A bit set of these, 0 for none. */
