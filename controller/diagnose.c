@@ -21,7 +21,7 @@
 #include "verdict.h"
 
 #define START_MARGIN_NS 300000000LL /* from "both ready" to the common first probe */
-#define CONNECT_TIMEOUT_MS 5000
+#define CONNECT_TIMEOUT_MS 10000 /* connect, TLS, hello, time sync: slow over a lossy path */
 #define CANCEL_GRACE_MS 3000 /* after Ctrl-C / timeout: wait this long for results */
 #define MD_FOLLOWUP_MAX 6    /* follow-up probes in one round */
 #define FOLLOWUP_CYCLES 40   /* pings per follow-up probe */

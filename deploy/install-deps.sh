@@ -6,7 +6,8 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libprotobuf-c-dev protobuf-c-compiler libssl-dev libyaml-dev
       libcmocka-dev libsqlite3-dev libjansson-dev libnetfilter-queue-dev
       iproute2 nftables iptables mtr-tiny dnsmasq jq time procps netcat-openbsd
-      util-linux openssl chromium fonts-dejavu-core iputils-ping socat systemd)
+      util-linux openssl chromium fonts-dejavu-core iputils-ping socat systemd
+      dpkg-dev man-db)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

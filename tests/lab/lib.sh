@@ -785,11 +785,29 @@ defaults: { protocol: icmp, cycles: 10, interval: 1.0 }
 EOT
 }
 
-# Why: run mtrctl in the controller's place (host A's namespace: it reaches both agents).
+# Why: run mtrctl in the controller's place: host A's namespace by default (it reaches both
+# agents), or the out-of-band controller node after lab_controller_oob.
 # Sets RC. Usage: lab_mtrctl OUT_PREFIX ARGS...   (stdout OUT_PREFIX.out, stderr OUT_PREFIX.err)
 lab_mtrctl() {
   local out=$1
   shift
   RC=0
-  lab_exec "$LAB_A" "$MD_BIN/controller/mtrctl" --config "$LAB_CTL_CONFIG" "$@" >"$out.out" 2>"$out.err" || RC=$?
+  lab_exec "${LAB_CTL_NODE:-$LAB_A}" "$MD_BIN/controller/mtrctl" --config "$LAB_CTL_CONFIG" "$@" \
+    >"$out.out" 2>"$out.err" || RC=$?
+}
+
+# Why: faults on A's access link also hit a controller that runs on A (its TLS sessions and
+# clock sync cross that link). An operator's controller usually sits elsewhere: this adds a
+# node "ctl" with its own links to a (link 20) and b (link 21) and makes lab_mtrctl run there.
+# Call after lab_agents_up.
+lab_controller_oob() {
+  lab_add_node ctl host
+  lab_link 20 ctl "$LAB_A"
+  lab_link 21 ctl "$LAB_B"
+  lab_exec ctl ip route add "$LAB_A4/32" via "$(lab_addr 20 2)" dev e20
+  lab_exec ctl ip route add "$LAB_B4/32" via "$(lab_addr 21 2)" dev e21
+  lab_exec ctl ip -6 route add "$LAB_A6/128" via "$(lab_addr 20 2 6)" dev e20
+  lab_exec ctl ip -6 route add "$LAB_B6/128" via "$(lab_addr 21 2 6)" dev e21
+  lab_wait_reachable ctl "$LAB_A4" "$LAB_B4"
+  LAB_CTL_NODE=ctl
 }

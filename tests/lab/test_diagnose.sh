@@ -47,6 +47,7 @@ expect_rc() { ((RC == $1)) || lab_fail "$2: exit $RC, expected $1 ($(cat "$LAB_T
 lab_init
 lab_build_diamond asym
 lab_agents_up 4
+lab_controller_oob # faults on a's access link must not cut the controller off
 
 # ---- clean
 diag clean local cvm "${FAST[@]}"
@@ -138,7 +139,7 @@ grep -q '198.18.2.2' "$LAB_TMP/showmd.out" || lab_fail "show --format markdown l
 lab_log "ok: bundle written, history lists $ID, show re-renders it"
 
 # ---- an agent killed mid-run
-lab_mtrctl_bg() { lab_exec "$LAB_A" "$MD_BIN/controller/mtrctl" --config "$LAB_CTL_CONFIG" "$@"; }
+lab_mtrctl_bg() { lab_exec "$LAB_CTL_NODE" "$MD_BIN/controller/mtrctl" --config "$LAB_CTL_CONFIG" "$@"; }
 RC=0
 lab_mtrctl_bg diagnose local cvm -c 80 -i 0.05 --format json >"$LAB_TMP/killed.out" 2>"$LAB_TMP/killed.err" &
 DPID=$!

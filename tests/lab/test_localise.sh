@@ -49,6 +49,7 @@ suspect() { # KIND PATH FROM TO
 lab_init
 lab_build_diamond asym
 lab_agents_up 4
+lab_controller_oob # faults on a's access link must not cut the controller off
 
 scenario fwd_only_loss "lab_loss r2f 3 out 30" "lab_fault_clear r2f" \
   "$(suspect loss forward 198.18.2.2 198.18.3.2) and .one_way.forward.loss_pct > 10"
