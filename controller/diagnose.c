@@ -669,7 +669,11 @@ static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode cod
       return;
     }
   }
-  md_report_add_error(d->r, s->agent->name, md_wire_error_name(code), "%s", message);
+  char lc[32];
+  snprintf(lc, sizeof lc, "%s", md_wire_error_name(code));
+  for (char *p = lc; *p; p++)
+    *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+  md_report_add_error(d->r, s->agent->name, lc, "%s", message);
   if (run_id && strcmp(run_id, s->run_id) == 0)
     s->run_open = false; /* refused before RunAccepted: no result follows */
   if (run_id && strcmp(run_id, s->ref_id) == 0)
@@ -911,6 +915,13 @@ int md_diag_run(uv_loop_t *loop, md_tls_ctx *tls, const md_diag_opts *o, const m
 }
 
 int md_diag_exit_status(const md_report *r) {
+  /* an agent that refused the request (its policy, its limits) is a usage
+   * matter: the operator asked for something the agent does not allow */
+  for (int i = 0; i < r->n_errors; i++) {
+    const char *c = r->errors[i].code ? r->errors[i].code : "";
+    if (!strcmp(c, "policy_denied") || !strcmp(c, "limit_exceeded") || !strcmp(c, "bad_request"))
+      return 2;
+  }
   if (r->n_errors > 0)
     return 3;
   return r->diagnosis.status == MD_STATUS_HEALTHY ? 0 : 1;

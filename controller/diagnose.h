@@ -49,8 +49,9 @@ typedef struct md_diag_hooks {
 int md_diag_run(uv_loop_t *loop, md_tls_ctx *tls, const md_diag_opts *o, const md_diag_hooks *hooks,
                 md_report **out, char *err, size_t errlen);
 
-/* Exit status for a finished report: 3 an agent failed or the run was cut
- * short, 1 a problem found, 0 healthy. */
+/* Exit status for a finished report: 2 an agent refused the request (policy,
+ * limits), 3 an agent failed or the run was cut short, 1 a problem found,
+ * 0 healthy. */
 int md_diag_exit_status(const md_report *r);
 
 #endif

@@ -119,6 +119,12 @@ check plain '.reverse == null and .forward.reached'
 check plain '(.diagnosis.summary + " " + (.diagnosis.advice | join(" "))) | test("reverse"; "i")'
 lab_log "ok: B a plain address: forward only, the report says the reverse was not measured"
 
+# ---- a request over the agent's limits: refused, shown verbatim, exit 2
+lab_mtrctl "$LAB_TMP/limit" diagnose local 198.18.4.2 -c 5000 -i 0.05 --format json
+expect_rc 2 limit limit
+grep -q 'max_cycles' "$LAB_TMP/limit.err" || lab_fail "the refusal does not name the limit: $(cat "$LAB_TMP/limit.err")"
+lab_log "ok: over max_cycles: exit 2, $(grep -m1 max_cycles "$LAB_TMP/limit.err")"
+
 # ---- the evidence bundle, history and show
 lab_mtrctl "$LAB_TMP/bundle" diagnose local cvm "${FAST[@]}" -o "$LAB_TMP/bundle.d"
 expect_rc 0 bundle bundle
