@@ -53,9 +53,10 @@ void md_cli_diagnose_usage(FILE *out) {
           "      --no-oneway         no one-way streams between the agents (then follow-up\n"
           "                          probes alone separate what the traces cannot)\n"
                "\n"
-               "exit status: 0 healthy, 1 a problem was found, 2 usage or configuration error,\n"
-               "3 an agent could not be reached, authenticated or finish its run (a partial\n"
-               "report is still printed and stored)\n"
+               "exit status: 0 healthy, 1 a problem was found, 2 usage or configuration error\n"
+               "(also: an agent refused the request under its policy or limits; its message\n"
+               "is shown as it came), 3 an agent could not be reached, authenticated or finish\n"
+               "its run (a partial report is still printed and stored)\n"
                "\n"
                "example: mtrctl diagnose local cvm -c 20 -o ./ticket-4711\n");
 }
