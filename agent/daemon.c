@@ -14,7 +14,7 @@
 #include "privdrop.h"
 
 #define MD_DAEMON_BACKLOG 128
-#define MD_DAEMON_OVER_LOG_MAX 64 /* peers remembered for "logged once" */
+#define MD_DAEMON_LOGLIM_FLUSH_MS 10000 /* how often the per-peer log windows are checked */
 #define MD_DAEMON_STOP_GUARD_MS 10000
 #define MD_DAEMON_EXIT_LINGER_MS 1000
 
@@ -32,9 +32,9 @@ struct md_daemon {
   uv_tcp_t *listeners;
   md_addr *bound;
   size_t n_listeners;
-  unsigned open_handles; /* listeners and over-limit connections not yet closed */
-  md_addr over_logged[MD_DAEMON_OVER_LOG_MAX]; /* over-limit peers logged in this episode */
-  size_t n_over_logged;
+  unsigned open_handles;   /* listeners, the log timer and over-limit connections not yet closed */
+  uv_timer_t loglim_timer; /* ends the per-peer log windows (session.h) */
+  bool loglim_timer_on;
   bool stopping, stopped, free_when_stopped;
   void (*done)(md_daemon *d, void *ud);
   void *done_ud;
@@ -46,6 +46,7 @@ static void maybe_stopped(md_daemon *d) {
   if (!d->stopping || d->stopped || d->open_handles > 0 || d->env.n_objects > 0)
     return;
   d->stopped = true;
+  md_session_log_flush(&d->env, true); /* what the windows kept back */
   md_prober_close(d->env.prober);
   d->env.prober = NULL;
   md_tls_ctx_free(d->env.tls);
@@ -70,11 +71,9 @@ static void free_retired(md_daemon *d, bool all) {
   }
 }
 
-/* A session or run was freed: the connection limit may have room again. */
+/* A session or run was freed. */
 static void on_released(md_session_env *env) {
   md_daemon *d = (md_daemon *)env;
-  if (env->stats.sessions < env->cfg->policy.max_connections)
-    d->n_over_logged = 0; /* the overload episode is over: log anew next time */
   free_retired(d, false);
   maybe_stopped(d);
 }
@@ -95,7 +94,7 @@ static void rejected_closed(uv_handle_t *h) {
 }
 
 /* Over the connection limit: accept and close at once, and say so once
- * per peer address while the overload lasts. */
+ * per peer address per minute (session.h: the count of the others follows). */
 static void reject_connection(md_daemon *d, uv_stream_t *server) {
   uv_tcp_t *t = malloc(sizeof *t);
   if (!t)
@@ -109,15 +108,14 @@ static void reject_connection(md_daemon *d, uv_stream_t *server) {
     int len = sizeof a;
     memset(&a, 0, sizeof a);
     if (!d->stopping && uv_tcp_getpeername(t, &a.sa, &len) == 0) {
-      bool seen = false;
-      for (size_t i = 0; i < d->n_over_logged && !seen; i++)
-        seen = md_addr_equal(&d->over_logged[i], &a);
-      if (!seen && d->n_over_logged < MD_DAEMON_OVER_LOG_MAX) {
+      char what[64];
+      snprintf(what, sizeof what, "policy.max_connections %u reached",
+               d->env.cfg->policy.max_connections);
+      if (md_session_log_allowed(&d->env, &a, MD_SESSION_LOG_OVER_LIMIT, what)) {
         char peer[MD_ADDRSTRLEN + 8];
-        d->over_logged[d->n_over_logged++] = a;
-        md_warn("connection from %s refused: policy.max_connections %u reached (logged once per "
-                "address while it lasts)",
-                md_addr_str_hostport(&a, peer, sizeof peer), d->env.cfg->policy.max_connections);
+        md_warn("connection from %s refused: %s (logged once per address per %u s)",
+                md_addr_str_hostport(&a, peer, sizeof peer), what,
+                MD_SESSION_LOGLIM_WINDOW_MS / 1000u);
       }
     }
   }
@@ -140,6 +138,12 @@ static void on_connection(uv_stream_t *server, int status) {
     md_warn("cannot take a connection: %s", strerror(-rc));
     reject_connection(d, server); /* libuv waits for an accept before it listens on */
   }
+}
+
+/* The per-peer log windows that are over get their summary line. */
+static void on_loglim_timer(uv_timer_t *t) {
+  md_daemon *d = t->data;
+  md_session_log_flush(&d->env, false);
 }
 
 /* One listener per configured address. */
@@ -242,6 +246,13 @@ int md_daemon_start(uv_loop_t *loop, const md_agent_config *cfg, const md_daemon
     md_daemon_stop(d, NULL, NULL); /* may free d at once */
     return rc;
   }
+  uv_timer_init(loop, &d->loglim_timer);
+  d->loglim_timer.data = d;
+  d->open_handles++;
+  d->loglim_timer_on = true;
+  uv_timer_start(&d->loglim_timer, on_loglim_timer, MD_DAEMON_LOGLIM_FLUSH_MS,
+                 MD_DAEMON_LOGLIM_FLUSH_MS);
+  uv_unref((uv_handle_t *)&d->loglim_timer); /* the listeners keep the loop alive */
   log_started(d);
   *out = d;
   return 0;
@@ -256,6 +267,10 @@ void md_daemon_stop(md_daemon *d, void (*done)(md_daemon *d, void *ud), void *ud
   d->done_ud = ud;
   for (size_t i = 0; i < d->n_listeners; i++)
     uv_close((uv_handle_t *)&d->listeners[i], listener_closed);
+  if (d->loglim_timer_on) {
+    d->loglim_timer_on = false;
+    uv_close((uv_handle_t *)&d->loglim_timer, listener_closed);
+  }
   md_session_shutdown_all(&d->env, "the agent is shutting down");
   maybe_stopped(d);
 }

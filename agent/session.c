@@ -35,6 +35,7 @@ struct md_session {
   unsigned long n_runs;
   md__strm *streams; /* one-way streams not yet reported */
   unsigned long n_streams;
+  bool was_ready;       /* Hello answered: its end is always logged */
   bool close_when_idle; /* shutting down: close once the runs have reported */
   char why[128];        /* RunResult message for runs cancelled by the shutdown */
 };
@@ -415,6 +416,7 @@ static void on_hello(md_session *s, const Mtrdiag__V1__Hello *h) {
     return;
   }
   s->state = S_READY;
+  s->was_ready = true;
   session_update_idle(s);
 }
 
@@ -919,8 +921,13 @@ static void on_close(md_chan *c, int status, const char *reason) {
   char streams[32] = "";
   if (s->n_streams)
     snprintf(streams, sizeof streams, ", %lu streams", s->n_streams);
-  md_info("connection from %s cert '%s' (%.1f s, %lu runs%s): %s", s->peer,
-          s->name[0] ? s->name : "-", secs, s->n_runs, streams, what);
+  /* a peer that never got a session up (no certificate, refused, bad bytes,
+   * too slow) is logged once per address per window, not per connection */
+  md_addr pa;
+  if (s->was_ready || md_addr_parse_hostport(s->peer, &pa) < 0 ||
+      md_session_log_allowed(env, &pa, MD_SESSION_LOG_EARLY_END, what))
+    md_info("connection from %s cert '%s' (%.1f s, %lu runs%s): %s", s->peer,
+            s->name[0] ? s->name : "-", secs, s->n_runs, streams, what);
   /* the runs of a connection that is gone stop now */
   while (s->runs) {
     md__run *r = s->runs;
@@ -944,6 +951,73 @@ static void on_close(md_chan *c, int status, const char *reason) {
   env->n_objects--;
   if (env->on_released)
     env->on_released(env);
+}
+
+/* ---- log lines per peer */
+
+/* What the summary line says a kind of line was about. */
+static const char *const g_logkind_words[MD_SESSION_LOG_KINDS] = {
+    [MD_SESSION_LOG_EARLY_END] = "ended before their session was up",
+    [MD_SESSION_LOG_OVER_LIMIT] = "refused at once",
+};
+
+/* The end of one peer's window: how many lines it did not log. */
+static void loglim_summary(const md_session_loglim *e, uint64_t now) {
+  if (!e->suppressed)
+    return;
+  char a[MD_ADDRSTRLEN];
+  md_log(e->kind == MD_SESSION_LOG_OVER_LIMIT ? MD_LOG_WARN : MD_LOG_INFO,
+         "connections from %s: %lu more %s in the last %.0f s, not logged one by one (logged once "
+         "per address per %u s; the last: %s)",
+         md_addr_str(&e->addr, a, sizeof a), e->suppressed, g_logkind_words[e->kind],
+         (double)(now - e->since_ms) / 1000.0, MD_SESSION_LOGLIM_WINDOW_MS / 1000u,
+         e->last[0] ? e->last : "-");
+}
+
+bool md_session_log_allowed(md_session_env *env, const md_addr *peer, unsigned kind,
+                            const char *what) {
+  uint64_t now = uv_now(env->loop);
+  md_session_loglim *e = NULL, *empty = NULL, *oldest = NULL;
+  for (size_t i = 0; i < MD_SESSION_LOGLIM_MAX && !e; i++) {
+    md_session_loglim *x = &env->loglim[i];
+    if (!x->used)
+      empty = empty ? empty : x;
+    else if (x->kind == kind && md_addr_equal(&x->addr, peer))
+      e = x;
+    else if (!oldest || x->since_ms < oldest->since_ms)
+      oldest = x;
+  }
+  if (e && now - e->since_ms < MD_SESSION_LOGLIM_WINDOW_MS) {
+    e->suppressed++;
+    snprintf(e->last, sizeof e->last, "%s", what ? what : ""); /* our own words */
+    return false;
+  }
+  if (e) /* its window is over: say what it kept back; this line opens the next */
+    loglim_summary(e, now);
+  else if (empty)
+    e = empty;
+  else { /* full: the oldest window ends early */
+    loglim_summary(oldest, now);
+    e = oldest;
+  }
+  memset(e, 0, sizeof *e);
+  e->used = true;
+  e->kind = kind < MD_SESSION_LOG_KINDS ? kind : MD_SESSION_LOG_EARLY_END;
+  e->addr = *peer;
+  md_addr_set_port(&e->addr, 0);
+  e->since_ms = now;
+  return true;
+}
+
+void md_session_log_flush(md_session_env *env, bool all) {
+  uint64_t now = uv_now(env->loop);
+  for (size_t i = 0; i < MD_SESSION_LOGLIM_MAX; i++) {
+    md_session_loglim *e = &env->loglim[i];
+    if (!e->used || (!all && now - e->since_ms < MD_SESSION_LOGLIM_WINDOW_MS))
+      continue;
+    loglim_summary(e, now);
+    e->used = false;
+  }
 }
 
 /* A new connection becomes a session in HANDSHAKE, with the handshake limit armed. */

@@ -40,6 +40,26 @@ typedef struct md_agent_stats {
 
 typedef struct md_session md_session;
 
+/* Log lines a peer can cause without a session that is up are rate-limited
+ * per peer address (docs/agent.md, "Logging"): the first of each kind is
+ * logged, the next ones within MD_SESSION_LOGLIM_WINDOW_MS are only counted,
+ * and one summary line with the count follows when the window ends. */
+enum md_session_logkind {
+  MD_SESSION_LOG_EARLY_END,  /* a connection that ended before its session was up */
+  MD_SESSION_LOG_OVER_LIMIT, /* refused: policy.max_connections reached */
+  MD_SESSION_LOG_KINDS
+};
+#define MD_SESSION_LOGLIM_WINDOW_MS 60000u
+#define MD_SESSION_LOGLIM_MAX 128 /* peers remembered (the oldest window makes room) */
+typedef struct md_session_loglim {
+  md_addr addr;             /* port 0 */
+  uint64_t since_ms;        /* uv_now() when its window began */
+  unsigned long suppressed; /* lines not logged in this window */
+  char last[160];           /* the last suppressed outcome, for the summary */
+  unsigned kind;
+  bool used;
+} md_session_loglim;
+
 /* What every session and run shares; embedded in the daemon. */
 typedef struct md_session_env {
   uv_loop_t *loop;
@@ -50,6 +70,7 @@ typedef struct md_session_env {
   md_session *sessions; /* open sessions */
   unsigned n_objects;   /* sessions and runs not yet freed */
   md_agent_stats stats;
+  md_session_loglim loglim[MD_SESSION_LOGLIM_MAX]; /* per-peer log rate limit */
   /* Called after a session or a run has been freed (for the daemon's
    * connection limit and its stop). Optional. */
   void (*on_released)(struct md_session_env *env);
@@ -69,6 +90,15 @@ int md_session_accept(md_session_env *env, uv_stream_t *listener);
 void md_session_shutdown(md_session *s, const char *why);
 /* The same for every open session. */
 void md_session_shutdown_all(md_session_env *env, const char *why);
+
+/* Should a line of this kind about peer be logged now? true for the first
+ * of a window; false: it is counted (what, e.g. the outcome, is kept for
+ * the summary). */
+bool md_session_log_allowed(md_session_env *env, const md_addr *peer, unsigned kind,
+                            const char *what);
+/* Log the summary of every window that is over (all: of every window, at
+ * stop) and forget it. The daemon calls it from a timer. */
+void md_session_log_flush(md_session_env *env, bool all);
 
 /* The trace options a RunRequest asks for, mtr's defaults filled in for
  * zero fields (docs/protocol.md). o->target_name points into r (copy it

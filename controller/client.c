@@ -24,6 +24,12 @@
 /* Timestamps in a TimeSyncReply must be below this (year 2116) so that no
  * arithmetic on them can overflow. */
 #define MD__TS_MAX (INT64_C(1) << 62)
+/* While runs or streams are open the agent must be heard from: after this
+ * long without a message the client asks (a TimeSyncRequest, which the
+ * agent answers at once), and after timeout_ms of silence the session ends
+ * (a partition or a frozen agent would otherwise leave it waiting forever:
+ * TCP itself says nothing for many minutes). */
+#define MD__ALIVE_CHECK_MS 1000
 
 typedef struct md_run {
   struct md_run *next;
@@ -75,8 +81,11 @@ struct md_client {
   /* time sync: the request in flight */
   uint32_t sync_seq;
   int64_t sync_t1;
-  md_run *runs;     /* oldest first */
-  md_strm *streams; /* oldest first */
+  /* liveness while READY (MD__ALIVE_CHECK_MS) */
+  int64_t heard_mono_ns; /* the last message, or when waiting for one began */
+  unsigned pings;        /* TimeSyncRequests sent as keepalives */
+  md_run *runs;          /* oldest first */
+  md_strm *streams;      /* oldest first */
 };
 
 static void finish(md_client *c);
@@ -409,10 +418,14 @@ static void classify_close(md_client *c, md_chan *ch, int status, const char *re
   default:
     break;
   }
-  const char *when = c->state == MD_CLIENT_CONNECTING ? " during the TLS handshake"
-                     : c->state == MD_CLIENT_HELLO    ? " before answering our Hello"
-                     : c->state == MD_CLIENT_SYNCING  ? " during time sync"
-                                                      : "";
+  const char *when = c->state == MD_CLIENT_CONNECTING
+                         ? " during the TLS handshake (is it at its policy.max_connections, or "
+                           "stopping?)"
+                     : c->state == MD_CLIENT_HELLO   ? " before answering our Hello"
+                     : c->state == MD_CLIENT_SYNCING ? " during time sync"
+                     : c->runs || c->streams
+                         ? " in the middle of a run (did mtr-agent stop, crash or restart?)"
+                         : "";
   if (status == 0 || status == -ECONNRESET)
     record_failure(c, -ECONNRESET, MD_CLIENT_ERR_CLOSED,
                    "connection closed: the agent at %s closed the connection%s", w, when);
@@ -468,9 +481,41 @@ static void send_sync(md_client *c) {
   send_msg(c, &r.base);
 }
 
+/* READY: is the agent still there? Only while something is expected from
+ * it (runs or streams open); an idle session is the agent's to time out. */
+static void on_alive_check(uv_timer_t *t) {
+  md_client *c = t->data;
+  int64_t now = md_now_mono_ns();
+  if (c->state != MD_CLIENT_READY || !c->chan)
+    return;
+  if (!c->runs && !c->streams) {
+    c->heard_mono_ns = now;
+    return;
+  }
+  int64_t silent_ms = (now - c->heard_mono_ns) / INT64_C(1000000);
+  if (silent_ms >= (int64_t)c->timeout_ms) {
+    record_failure(c, -ETIMEDOUT, MD_CLIENT_ERR_TIMEOUT,
+                   "timeout: nothing heard from the agent at %s for more than %g s while a run "
+                   "was in progress, not even an answer to a TimeSyncRequest (network partition, "
+                   "or the agent is frozen?)",
+                   where(c), secs(c->timeout_ms));
+    begin_close(c, 0, CLOSE_ABORT); /* it would not answer a close_notify either */
+    return;
+  }
+  if (silent_ms >= MD__ALIVE_CHECK_MS) {
+    Mtrdiag__V1__TimeSyncRequest r = MTRDIAG__V1__TIME_SYNC_REQUEST__INIT;
+    r.seq = ++c->sync_seq;
+    r.client_send_real_ns = md_now_real_ns();
+    c->pings++;
+    md_chan_send(c->chan, &r.base); /* a failure shows as the close that follows */
+  }
+}
+
 static void become_ready(md_client *c) {
   c->state = MD_CLIENT_READY;
   uv_timer_stop(&c->timer);
+  c->heard_mono_ns = md_now_mono_ns();
+  uv_timer_start(&c->timer, on_alive_check, MD__ALIVE_CHECK_MS, MD__ALIVE_CHECK_MS);
   c->info.setup_ns = md_now_mono_ns() - c->start_mono_ns;
   md_debug("%s: ready: %s %s at %s, rtt %.3f ms, offset %+.3f ms", c->name, c->info.agent_name,
            c->info.version, where(c), c->info.rtt_ns / 1e6, c->info.offset_ns / 1e6);
@@ -566,6 +611,8 @@ static void on_hello_ack(md_client *c, const Mtrdiag__V1__Envelope *env) {
 static void on_sync_reply(md_client *c, const Mtrdiag__V1__Envelope *env) {
   const Mtrdiag__V1__TimeSyncReply *r = env->time_sync_reply;
   int64_t t4 = md_now_real_ns();
+  if (c->state == MD_CLIENT_READY && c->pings > 0)
+    return; /* the answer to a keepalive: hearing it was the point */
   if (c->state != MD_CLIENT_SYNCING) {
     unexpected(c, env, NULL, "no time sync in progress");
     return;
@@ -788,6 +835,7 @@ static void chan_on_message(md_chan *ch, const Mtrdiag__V1__Envelope *env) {
   md_client *c = md_chan_data(ch);
   if (c->state >= MD_CLIENT_CLOSING)
     return;
+  c->heard_mono_ns = md_now_mono_ns();
   switch (env->msg_case) {
   case MTRDIAG__V1__ENVELOPE__MSG_HELLO_ACK:
     on_hello_ack(c, env);

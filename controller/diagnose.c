@@ -44,6 +44,7 @@ typedef struct side {
   uint32_t cycles_done;
   int hops;
   int64_t offset_ns, rtt_ns; /* from time sync */
+  int64_t heard_mono;        /* last news of its run (ready, accepted, HopUpdate) */
 } side;
 
 /* One direction of the one-way measurement: the sender is one agent, the
@@ -185,9 +186,26 @@ static void stop(diag *d, const char *code, const char *why) {
 
 static void on_deadline(uv_timer_t *t) {
   diag *d = t->data;
-  char why[128];
-  snprintf(why, sizeof why, "the whole run took longer than --timeout %.0f s: stopped",
-           d->o->timeout_s);
+  char why[512];
+  size_t n = (size_t)snprintf(
+      why, sizeof why, "the whole run took longer than --timeout %.0f s: stopped", d->o->timeout_s);
+  const char *sep = " (still waiting for ";
+  for (int i = 0; i < 2 && n < sizeof why; i++) { /* whom it waited for names the culprit */
+    side *s = &d->s[i];
+    if (!s->agent || !(s->connecting || s->run_open))
+      continue;
+    if (s->connecting)
+      n +=
+          (size_t)snprintf(why + n, sizeof why - n, "%s%s: not connected yet", sep, s->agent->name);
+    else
+      n += (size_t)snprintf(why + n, sizeof why - n,
+                            "%s%s: its run at %u/%u cycles, last heard of %.1f s ago", sep,
+                            s->agent->name, s->cycles_done, d->o->run.cycles,
+                            (md_now_mono_ns() - s->heard_mono) / 1e9);
+    sep = "; ";
+  }
+  if (sep[0] == ';' && n < sizeof why)
+    snprintf(why + n, sizeof why - n, ")");
   stop(d, "timeout", why);
 }
 
@@ -573,18 +591,21 @@ static void c_ready(md_client *c) {
   s->ra->clock_offset_ms = in->offset_ns / 1e6;
   s->offset_ns = in->offset_ns;
   s->rtt_ns = in->rtt_ns;
+  s->heard_mono = md_now_mono_ns();
   md_client_set_stream_cb(c, &stream_cb);
   check_progress(s->d);
 }
 
 static void c_accepted(md_client *c, const char *run_id, int64_t started_at_real_ns) {
   side *s = md_client_data(c);
+  s->heard_mono = md_now_mono_ns();
   if (strcmp(run_id, s->run_id) == 0)
     s->accepted_ctl_ns = md_client_from_agent_ns(c, started_at_real_ns);
 }
 
 static void c_update(md_client *c, const char *run_id, uint32_t cycles, const md_path *live) {
   side *s = md_client_data(c);
+  s->heard_mono = md_now_mono_ns();
   if (strcmp(run_id, s->run_id) != 0)
     return;
   s->cycles_done = cycles;

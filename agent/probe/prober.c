@@ -176,7 +176,9 @@ int md_prober_open(uv_loop_t *loop, unsigned flags, md_prober **out) {
   return 0;
 }
 
-bool md_prober_is_raw(const md_prober *p) { return p->raw; }
+bool md_prober_is_raw(const md_prober *p) {
+  return p->raw;
+}
 
 void md_prober_close(md_prober *p) {
   if (!p)
@@ -251,8 +253,12 @@ int md__prober_send(md_trace *t, const uint8_t *pkt, size_t len, int ttl) {
   struct iovec iov = {(void *)pkt, len};
   md_addr dst = t->spec.dst;
   md_addr_set_port(&dst, 0); /* raw IPv6 sockets want 0 (or the protocol) here */
-  struct msghdr m = {.msg_name = &dst, .msg_namelen = md_addr_len(&dst), .msg_iov = &iov,
-                     .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof c.buf};
+  struct msghdr m = {.msg_name = &dst,
+                     .msg_namelen = md_addr_len(&dst),
+                     .msg_iov = &iov,
+                     .msg_iovlen = 1,
+                     .msg_control = c.buf,
+                     .msg_controllen = sizeof c.buf};
   struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
   int v4 = t->family == AF_INET;
   cm->cmsg_level = v4 ? IPPROTO_IP : IPPROTO_IPV6;
@@ -373,8 +379,12 @@ static void drain(md__rsock *rs, int flags) {
     memset(&from, 0, sizeof from);
     memset(&to, 0, sizeof to);
     struct iovec iov = {buf, sizeof buf};
-    struct msghdr m = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov,
-                       .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b};
+    struct msghdr m = {.msg_name = &from,
+                       .msg_namelen = sizeof from,
+                       .msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = ctl.b,
+                       .msg_controllen = sizeof ctl.b};
     ssize_t n = recvmsg(rs->fd, &m, flags | MSG_DONTWAIT);
     if (n < 0)
       return;
@@ -391,6 +401,10 @@ static void drain(md__rsock *rs, int flags) {
   }
 }
 
+/* While traces are sending, a shared socket that became readable is read
+ * and then left unpolled until the next probe tick reads it again: replies
+ * carry kernel timestamps, so reading them a tick later changes no RTT, and
+ * the process wakes once per probe instead of twice. */
 static void on_readable(uv_poll_t *h, int status, int events) {
   md__rsock *rs = h->data;
   if (status < 0 && status != UV_EBADF) {
@@ -401,4 +415,29 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     drain(rs, MSG_ERRQUEUE);
   if (events & UV_READABLE)
     drain(rs, 0);
+  if (!rs->owner && rs->prober->n_sending > 0 && !rs->paused) {
+    uv_poll_stop(&rs->poll);
+    rs->paused = true;
+  }
+}
+
+void md__prober_service(md_prober *p) {
+  for (int i = 0; i < p->n_rx; i++)
+    if (p->rx[i]->paused)
+      drain(p->rx[i], 0);
+}
+
+void md__prober_sending(md_prober *p, int delta) {
+  p->n_sending += delta;
+  if (p->n_sending > 0)
+    return;
+  p->n_sending = 0;
+  for (int i = 0; i < p->n_rx; i++) {
+    md__rsock *rs = p->rx[i];
+    if (!rs->paused)
+      continue;
+    rs->paused = false;
+    uv_poll_start(&rs->poll, UV_READABLE, on_readable);
+    drain(rs, 0);
+  }
 }

@@ -18,7 +18,7 @@
 #include "md_log.h"
 #include "md_time.h"
 
-#define SWEEP_MS 50            /* how often pending probes are checked */
+#define SWEEP_MS 50           /* how often pending probes are checked */
 #define DNS_WAIT_NS 250000000 /* how long the end waits for reverse DNS */
 
 static void finish(md_trace *t, int status);
@@ -102,9 +102,8 @@ static int send_probe(md_trace *t, int ttl) {
 static uint64_t tick_ms(const md_trace *t) {
   int n = cycle_limit(t) - t->o.first_ttl + 1;
   if (t->cycle == 1 && !t->dest_ttl)
-    n = t->o.max_ttl - t->o.first_ttl + 1 < 2 * t->o.max_unknown
-            ? t->o.max_ttl - t->o.first_ttl + 1
-            : 2 * t->o.max_unknown;
+    n = t->o.max_ttl - t->o.first_ttl + 1 < 2 * t->o.max_unknown ? t->o.max_ttl - t->o.first_ttl + 1
+                                                                 : 2 * t->o.max_unknown;
   if (n < 1)
     n = 1;
   double ms = t->o.interval_s * 1000.0 / n;
@@ -112,18 +111,36 @@ static uint64_t tick_ms(const md_trace *t) {
 }
 
 /* The pacing timer: send the next TTL, or end the cycle, or start the next. */
+static void on_sweep(uv_timer_t *h);
+static int sweep(md_trace *t, int64_t now);
+
+/* Sending is over: replies are polled for again, and the sweep timer takes
+ * over until the last pending probe is answered or given up. */
+static void stop_sending(md_trace *t, int64_t now) {
+  t->sending_done = true;
+  t->probing_end_mono = now;
+  if (t->counted_sending) {
+    t->counted_sending = false;
+    md__prober_sending(t->prober, -1);
+  }
+}
+
 static void on_tick(uv_timer_t *h) {
   md_trace *t = h->data;
   if (t->sending_done)
     return;
   int64_t now = md_now_mono_ns();
+  md__prober_service(t->prober); /* replies that came since the last tick */
+  if (t->done_called)
+    return;
+  sweep(t, now);
   if (t->cursor > cycle_limit(t)) {
     /* this cycle is complete; the next starts one interval after this one */
     if (t->cb.on_cycle)
       t->cb.on_cycle(t, t->ud, t->cycle);
     if (t->cycle >= t->o.cycles) {
-      t->sending_done = true;
-      t->probing_end_mono = now;
+      stop_sending(t, now);
+      uv_timer_start(&t->sweep, on_sweep, 0, SWEEP_MS);
       return;
     }
     int64_t next = t->cycle_start_mono + (int64_t)(t->o.interval_s * 1e9);
@@ -148,11 +165,10 @@ static void on_tick(uv_timer_t *h) {
   uv_timer_start(&t->tick, on_tick, tick_ms(t), 0);
 }
 
-/* The sweep timer: give up on probes past the grace time, and end the run
- * once nothing more is to come. */
-static void on_sweep(uv_timer_t *h) {
-  md_trace *t = h->data;
-  int64_t now = md_now_mono_ns();
+/* Give up on probes past the grace time; the number still pending. While
+ * sending this runs at every tick; afterwards the sweep timer runs it and
+ * ends the run once nothing more is to come. */
+static int sweep(md_trace *t, int64_t now) {
   int64_t grace = (int64_t)(t->o.grace_s * 1e9);
   int pending = 0;
   for (uint32_t i = 0; i <= t->ring_mask; i++) {
@@ -164,10 +180,17 @@ static void on_sweep(uv_timer_t *h) {
     else
       pending++;
   }
+  return pending;
+}
+
+static void on_sweep(uv_timer_t *h) {
+  md_trace *t = h->data;
+  int64_t now = md_now_mono_ns();
+  int pending = sweep(t, now);
   if (!t->sending_done)
     return;
-  bool dns_busy = t->rdns && md__rdns_pending(t->rdns) > 0 &&
-                  now - t->probing_end_mono < DNS_WAIT_NS;
+  bool dns_busy =
+      t->rdns && md__rdns_pending(t->rdns) > 0 && now - t->probing_end_mono < DNS_WAIT_NS;
   if (pending == 0 && !dns_busy)
     finish(t, 0);
 }
@@ -199,8 +222,8 @@ void md__trace_on_reply(md_trace *t, uint16_t seq, const md_reply *r, int64_t rx
   if (ttl > t->highest_seen)
     t->highest_seen = ttl;
   if (t->cb.on_probe) {
-    md_probe_event ev = {.ttl = ttl, .seq = seq, .replied = true, .from = r->from,
-                         .rtt_ms = rtt_us / 1000.0};
+    md_probe_event ev = {
+        .ttl = ttl, .seq = seq, .replied = true, .from = r->from, .rtt_ms = rtt_us / 1000.0};
     t->cb.on_probe(t, t->ud, &ev);
   }
 }
@@ -219,8 +242,7 @@ static int pick_source(md_trace *t, char *err, size_t errlen) {
   md_addr_set_port(&dst, 33434);
   int rc = 0;
   socklen_t len = sizeof t->spec.src;
-  if (connect(fd, &dst.sa, md_addr_len(&dst)) != 0 ||
-      getsockname(fd, &t->spec.src.sa, &len) != 0) {
+  if (connect(fd, &dst.sa, md_addr_len(&dst)) != 0 || getsockname(fd, &t->spec.src.sa, &len) != 0) {
     rc = -errno;
     char a[MD_ADDRSTRLEN];
     snprintf(err, errlen, "no route to %s: %s", md_addr_str(&t->spec.dst, a, sizeof a),
@@ -341,8 +363,9 @@ int md_trace_start(md_prober *p, const md_trace_opts *o, const md_trace_cb *cb, 
   t->next = p->traces;
   p->traces = t;
   t->cursor = -1;
+  t->counted_sending = true;
+  md__prober_sending(p, +1);
   uv_timer_start(&t->tick, on_tick, 0, 0);
-  uv_timer_start(&t->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
   *out = t;
   return 0;
 }
@@ -353,7 +376,7 @@ static void finish(md_trace *t, int status) {
   if (t->done_called)
     return;
   t->done_called = true;
-  t->sending_done = true;
+  stop_sending(t, md_now_mono_ns());
   uv_timer_stop(&t->tick);
   uv_timer_stop(&t->sweep);
   md__prober_detach(t);
@@ -373,23 +396,31 @@ static void finish(md_trace *t, int status) {
   t->cb.on_done(t, t->ud, status);
 }
 
-static void on_cancelled(uv_timer_t *h) { finish(h->data, -ECANCELED); }
+static void on_cancelled(uv_timer_t *h) {
+  finish(h->data, -ECANCELED);
+}
 
 void md_trace_cancel(md_trace *t) {
   if (t->done_called || t->cancelled)
     return;
   t->cancelled = true;
-  t->sending_done = true;
+  stop_sending(t, md_now_mono_ns());
   uv_timer_stop(&t->tick);
   /* report from the loop, never from inside the caller's stack */
   uv_timer_start(&t->sweep, on_cancelled, 0, 0);
 }
 
-const md_path *md_trace_path(const md_trace *t) { return t->path; }
+const md_path *md_trace_path(const md_trace *t) {
+  return t->path;
+}
 
-const md_trace_opts *md_trace_options(const md_trace *t) { return &t->o; }
+const md_trace_opts *md_trace_options(const md_trace *t) {
+  return &t->o;
+}
 
-int md_trace_rdns_pending(const md_trace *t) { return t->rdns ? md__rdns_pending(t->rdns) : 0; }
+int md_trace_rdns_pending(const md_trace *t) {
+  return t->rdns ? md__rdns_pending(t->rdns) : 0;
+}
 
 static void timer_closed(uv_handle_t *h) {
   md_trace *t = h->data;
@@ -409,6 +440,10 @@ void md_trace_free(md_trace *t) {
     close(t->reserve_fd);
   if (!t->done_called)
     md__prober_detach(t);
+  if (t->counted_sending) {
+    t->counted_sending = false;
+    md__prober_sending(t->prober, -1);
+  }
   t->closing = 2;
   uv_close((uv_handle_t *)&t->tick, timer_closed);
   uv_close((uv_handle_t *)&t->sweep, timer_closed);
