@@ -21,11 +21,11 @@
 #include "verdict.h"
 
 #define START_MARGIN_NS 300000000LL /* from "both ready" to the common first probe */
-#define CONNECT_TIMEOUT_MS 10000 /* connect, TLS, hello, time sync: slow over a lossy path */
-#define CANCEL_GRACE_MS 3000 /* after Ctrl-C / timeout: wait this long for results */
-#define MD_FOLLOWUP_MAX 6    /* follow-up probes in one round */
-#define FOLLOWUP_CYCLES 40   /* pings per follow-up probe */
-#define FOLLOWUP_INTERVAL_MS 50
+#define CONNECT_TIMEOUT_MS 10000    /* connect, TLS, hello, time sync: slow over a lossy path */
+#define CANCEL_GRACE_MS 3000        /* after Ctrl-C / timeout: wait this long for results */
+#define MD_FOLLOWUP_MAX 4        /* follow-up probes in one round (within max_concurrent_runs 4) */
+#define FOLLOWUP_CYCLES 30       /* pings per follow-up probe */
+#define FOLLOWUP_INTERVAL_MS 100 /* the default policy.min_interval */
 
 enum run_kind { RUN_MAIN, RUN_REFERENCE };
 
@@ -83,7 +83,9 @@ typedef struct diag {
   const char *reference;
   unsigned reference_from; /* MD_REFERENCE_FROM_* */
   bool reference_asked;
-  ow_stream ow[2]; /* [0] A->B, [1] B->A */
+  char ref_note[600];           /* why the reference check did not run */
+  char ref_addr[MD_ADDRSTRLEN]; /* the reference, numeric */
+  ow_stream ow[2];              /* [0] A->B, [1] B->A */
   bool followup_asked;
   int n_fu; /* follow-up probes started */
   struct fu {
@@ -96,6 +98,8 @@ typedef struct diag {
 } diag;
 
 static void check_progress(diag *d);
+static int resolve(const char *host, int family, char *out, size_t outlen, char *err,
+                   size_t errlen);
 
 static char *xstrdup(const char *s) {
   return s ? strdup(s) : NULL;
@@ -349,8 +353,18 @@ static void compute_oneway(diag *d) {
       continue;
     int64_t off_s = usable_offset(&d->s[w->sender]);
     int64_t off_r = usable_offset(&d->s[w->receiver]);
-    if (md_oneway_compute(&w->send_res, &w->recv_res, off_s, off_r, &dir[i]) == 0)
-      ok++;
+    if (md_oneway_compute(&w->send_res, &w->recv_res, off_s, off_r, &dir[i]) != 0)
+      continue;
+    if (dir[i].sent > 0 && dir[i].recv == 0) {
+      /* not one packet arrived while the traces got through: a firewall or
+       * NAT in the stream's way, not a network losing everything */
+      set_why(w,
+              "one-way stream %s -> %s: no packet arrived (a firewall or NAT in the way of "
+              "UDP between the agents?); the one-way figures are not used",
+              w->plan.sender_addr, w->plan.receiver_addr);
+      continue;
+    }
+    ok++;
   }
   if (ok == 2) {
     r->has_oneway = true;
@@ -405,14 +419,15 @@ static bool start_reference(diag *d) {
     side *s = &d->s[i];
     if (!(d->reference_from & (1u << i)) || !s->ready || s->closed)
       continue;
-    md_addr ref;
-    if (md_addr_parse(d->reference, &ref) != 0) {
-      md_report_add_error(d->r, NULL, "reference", "reference target %s is not a numeric address",
-                          d->reference);
-      return false;
+    if (!d->ref_addr[0]) {
+      char err[256];
+      if (resolve(d->reference, 0, d->ref_addr, sizeof d->ref_addr, err, sizeof err) < 0) {
+        snprintf(d->ref_note, sizeof d->ref_note, "reference check not run: %s", err);
+        return false;
+      }
     }
     Mtrdiag__V1__RunRequest req;
-    fill_request(d, s, &req, s->ref_id, d->reference, "reference", 0);
+    fill_request(d, s, &req, s->ref_id, d->ref_addr, d->reference, 0);
     char err[256];
     if (md_client_run_start(s->client, &req, err, sizeof err) == 0) {
       s->ref_open = true;
@@ -432,7 +447,7 @@ static void add_reference_followup(diag *d, side *s, const md_path *p) {
   md_followup *f = &nf[r->n_followup++];
   memset(f, 0, sizeof *f);
   f->from = xstrdup(s->agent->name);
-  f->target = xstrdup(d->reference);
+  f->target = xstrdup(d->ref_addr[0] ? d->ref_addr : d->reference);
   snprintf(f->protocol, sizeof f->protocol, "%s", r->options.protocol);
   const md_hop *last = p && p->n_hops ? &p->hops[p->n_hops - 1] : NULL;
   if (last && p->reached) {
@@ -540,6 +555,16 @@ static bool followup_result(diag *d, side *s, md_client_result *res) {
     return true;
   }
   return false;
+}
+
+/* A refused reference check becomes a line of advice. */
+static void ref_refused(diag *d, side *s, const char *message) {
+  md_diagnosis *g = &d->r->diagnosis;
+  char line[600];
+  snprintf(line, sizeof line, "reference check from %s toward %s not run: %s", s->agent->name,
+           d->reference, message);
+  (void)g;
+  snprintf(d->ref_note, sizeof d->ref_note, "%s", line);
 }
 
 /* ---- is everything in? */
@@ -694,6 +719,13 @@ static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode cod
   snprintf(lc, sizeof lc, "%s", md_wire_error_name(code));
   for (char *p = lc; *p; p++)
     *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+  if (run_id && strcmp(run_id, s->ref_id) == 0) {
+    /* the reference check is advice, not the diagnosis: a refusal is noted */
+    s->ref_open = false;
+    ref_refused(d, s, message);
+    check_progress(d);
+    return;
+  }
   md_report_add_error(d->r, s->agent->name, lc, "%s", message);
   if (run_id && strcmp(run_id, s->run_id) == 0)
     s->run_open = false; /* refused before RunAccepted: no result follows */
@@ -844,12 +876,24 @@ static void measure_skew(diag *d) {
 /* What the reference trace says, as advice an operator can act on. */
 static void reference_advice(diag *d) {
   md_diagnosis *g = &d->r->diagnosis;
+  if (d->ref_note[0]) {
+    char **na = realloc(g->advice, (g->n_advice + 1) * sizeof *na);
+    if (na) {
+      g->advice = na;
+      g->advice[g->n_advice++] = strdup(d->ref_note);
+    }
+  }
   for (int i = 0; i < d->r->n_followup; i++) {
     const md_followup *f = &d->r->followup[i];
     if (strcmp(f->why ? f->why : "", "") == 0 || strstr(f->why, "local ISP") == NULL)
       continue;
     char line[512];
-    if (f->loss_pct > 0)
+    if (f->recv == 0)
+      snprintf(line, sizeof line,
+               "reference check: %s -> %s got no answer at all: the check is inconclusive (is the "
+               "reference reachable and answering pings?)",
+               f->from, f->target);
+    else if (f->loss_pct > 0)
       snprintf(line, sizeof line,
                "reference check: %s -> %s shows %.1f%% loss as well: the loss is near %s (its "
                "uplink or local ISP), not specific to this path",

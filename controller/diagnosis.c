@@ -763,6 +763,76 @@ static void free_suspect(md_suspect *s) {
   memset(s, 0, sizeof *s);
 }
 
+/* Where the suspect is, in operator words: "the link 198.18.2.2 -> 198.18.3.2
+ * (forward: local -> cvm)". */
+static char *where_words(const md_report *r, const md_suspect *s) {
+  const char *src = s->path == MD_DIR_FORWARD ? r->a.name : r->b.name;
+  const char *dst = s->path == MD_DIR_FORWARD ? r->b.name : r->a.name;
+  if (s->kind == MD_SUSPECT_DESTINATION_HOST)
+    return fmt_dup("the destination host %s itself (%s trace: %s -> %s)", s->to_ip ? s->to_ip : "?",
+                   md_dir_name(s->path), src ? src : "A", dst ? dst : "B");
+  return fmt_dup("the link %s -> %s%s (%s direction: %s -> %s)", s->from_ip ? s->from_ip : "?",
+                 s->to_ip ? s->to_ip : "?", s->from_ttl == 0 ? ", the one leaving the source" : "",
+                 md_dir_name(s->path), src ? src : "A", dst ? dst : "B");
+}
+
+/* Summary and advice rebuilt from the joint suspect, so that nothing in the
+ * report contradicts it (the per-direction readings stay in each path's
+ * verdict). */
+static int joint_summary(md_report *r, const md_localise_verdict *v) {
+  md_diagnosis *g = &r->diagnosis;
+  const md_suspect *s = &g->suspect;
+  char *where = where_words(r, s);
+  if (!where)
+    return -ENOMEM;
+  const char *what = s->kind == MD_SUSPECT_LATENCY            ? "added latency"
+                     : s->kind == MD_SUSPECT_DESTINATION_HOST ? "probes dropped"
+                                                              : "packet loss";
+  char *sum = fmt_dup(
+      "%s: %s at %s, confidence %.0f%%. Read together, both traces%s explain the figures of "
+      "every hop best this way%s. Forward (%s -> %s): %s Reverse (%s -> %s): %s",
+      md_status_name(g->status), what, where, s->confidence * 100,
+      r->has_oneway ? " and the one-way stream between the agents" : "",
+      v->needs_followup ? ", though other explanations remain close" : "",
+      r->a.name ? r->a.name : "A", r->b.name ? r->b.name : "B",
+      r->forward_verdict.text ? r->forward_verdict.text : "", r->b.name ? r->b.name : "B",
+      r->a.name ? r->a.name : "A", r->reverse_verdict.text ? r->reverse_verdict.text : "");
+  if (!sum) {
+    free(where);
+    return -ENOMEM;
+  }
+  free(g->summary);
+  g->summary = sum;
+  for (int i = 0; i < g->n_advice; i++)
+    free(g->advice[i]);
+  free(g->advice);
+  g->advice = NULL;
+  g->n_advice = 0;
+  int rc;
+  if (s->kind == MD_SUSPECT_DESTINATION_HOST)
+    rc = list_add(&g->advice, &g->n_advice,
+                  fmt_dup("The destination %s drops probes addressed to it: check its firewall "
+                          "and ICMP settings before blaming a network.",
+                          s->to_ip ? s->to_ip : "?"));
+  else if (s->from_ttl == 0)
+    rc = list_add(&g->advice, &g->n_advice,
+                  fmt_dup("The fault is on %s: check that host's uplink and its local ISP first; "
+                          "attach the evidence bundle (-o DIR) to the ticket.",
+                          where));
+  else
+    rc = list_add(&g->advice, &g->n_advice,
+                  fmt_dup("Report the %s on %s to the network that operates that link; attach "
+                          "the evidence bundle (-o DIR), which shows both directions.",
+                          what, where));
+  if (rc == 0 && g->n_rate_limited > 0)
+    rc = list_add(&g->advice, &g->n_advice,
+                  fmt_dup("Loss at intermediate hops only (%d of them, see rate_limited) is ICMP "
+                          "rate limiting on those routers: ignore it.",
+                          g->n_rate_limited));
+  free(where);
+  return rc;
+}
+
 /* The joint reading takes over the suspect when it names one: it uses both
  * runs, the one-way stream and the follow-ups, where the first diagnosis
  * reads each direction on its own (docs/localisation.md). */
@@ -787,21 +857,7 @@ static int apply_joint_model(md_report *r) {
     g->direction = g->suspect.path == MD_DIR_FORWARD ? MD_DIRECTION_FORWARD : MD_DIRECTION_REVERSE;
     if (g->status == MD_STATUS_HEALTHY)
       g->status = MD_STATUS_DEGRADED;
-    const md_suspect *s = &g->suspect;
-    char *head = fmt_dup(
-        "Read together, both runs%s point at %s %s %s -> %s (%s path, confidence %.0f%%%s).",
-        r->has_oneway ? " and the one-way stream" : "", md_suspect_kind_name(s->kind),
-        s->kind == MD_SUSPECT_DESTINATION_HOST ? "at" : "on the link",
-        s->from_ip ? s->from_ip : "?", s->to_ip ? s->to_ip : "?", md_dir_name(s->path),
-        s->confidence * 100, v.needs_followup ? ", other explanations remain close" : "");
-    if (head) {
-      char *sum = fmt_dup("%s %s", head, g->summary ? g->summary : "");
-      if (sum) {
-        free(g->summary);
-        g->summary = sum;
-      }
-      free(head);
-    }
+    rc = joint_summary(r, &v);
     if (v.needs_oneway && !r->has_oneway)
       rc = list_add(&g->advice, &g->n_advice,
                     fmt_dup("Only the one-way stream between the agents can tell which direction "
