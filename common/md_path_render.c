@@ -481,67 +481,6 @@ static int get_array(const json_t *o, const char *where, const char *key, size_t
   return 0;
 }
 
-/* n decimal digits at s, or -1. */
-static int digits(const char *s, int n) {
-  int v = 0;
-  for (int i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return -1;
-    v = v * 10 + (s[i] - '0');
-  }
-  return v;
-}
-
-/* RFC 3339 ("2026-11-29T02:10:00.123Z", "...+01:00") to realtime ns. What
- * md_time_rfc3339 writes, and what other tools write. 0 or -EINVAL. */
-static int parse_rfc3339(const char *s, int64_t *ns) {
-  if (strlen(s) < 20 || s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':' ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' '))
-    return -EINVAL;
-  int year = digits(s, 4), mon = digits(s + 5, 2), day = digits(s + 8, 2);
-  int hour = digits(s + 11, 2), min = digits(s + 14, 2), sec = digits(s + 17, 2);
-  if (year < 1970 || mon < 1 || mon > 12 || day < 1 || day > 31 || hour < 0 || hour > 23 ||
-      min < 0 || min > 59 || sec < 0 || sec > 60)
-    return -EINVAL;
-  const char *p = s + 19;
-  int64_t frac = 0;
-  if (*p == '.') {
-    int n = 0;
-    for (p++; *p >= '0' && *p <= '9'; p++, n++)
-      if (n < 9)
-        frac = frac * 10 + (*p - '0');
-    if (n == 0)
-      return -EINVAL;
-    for (; n < 9; n++)
-      frac *= 10;
-  }
-  int offset = 0;
-  if (*p == 'Z' || *p == 'z') {
-    p++;
-  } else if (*p == '+' || *p == '-') {
-    int oh = digits(p + 1, 2), om = (p[3] == ':') ? digits(p + 4, 2) : -1;
-    if (oh < 0 || oh > 23 || om < 0 || om > 59)
-      return -EINVAL;
-    offset = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
-    p += 6;
-  } else {
-    return -EINVAL;
-  }
-  if (*p != '\0')
-    return -EINVAL;
-  /* a leap second (:60) is taken as :59 + 1 s, so the check below holds */
-  struct tm tm = {.tm_year = year - 1900,
-                  .tm_mon = mon - 1,
-                  .tm_mday = day,
-                  .tm_hour = hour,
-                  .tm_min = min,
-                  .tm_sec = sec > 59 ? 59 : sec};
-  time_t t = timegm(&tm);
-  if (t == (time_t)-1 || tm.tm_mday != day) /* timegm turns Feb 30 into March 2 */
-    return -EINVAL;
-  *ns = ((int64_t)t + (sec > 59) - offset) * 1000000000 + frac;
-  return 0;
-}
 
 /* A time member: RFC 3339 or null (unset, 0). */
 static int get_time(const json_t *o, const char *where, const char *key, int64_t *out, jerr *e) {
@@ -549,7 +488,7 @@ static int get_time(const json_t *o, const char *where, const char *key, int64_t
   if (get_str(o, where, key, true, &s, e))
     return -EINVAL;
   *out = 0;
-  if (s && parse_rfc3339(s, out) != 0)
+  if (s && md_time_parse_rfc3339(s, out) != 0)
     return fail(e, where, key, "not an RFC 3339 time");
   return 0;
 }

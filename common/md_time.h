@@ -13,4 +13,8 @@ int64_t md_now_mono_ns(void);
 /* "2026-11-29T02:10:00.123Z" for a realtime ns value. Returns buf. */
 const char *md_time_rfc3339(int64_t real_ns, char *buf, size_t len);
 
+/* RFC 3339 ("2026-11-29T02:10:00.123Z", "...+01:00") to realtime ns: what
+ * md_time_rfc3339 writes, and what other tools write. 0 or -EINVAL. */
+int md_time_parse_rfc3339(const char *s, int64_t *ns);
+
 #endif
