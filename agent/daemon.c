@@ -4,6 +4,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,10 +72,14 @@ static void free_retired(md_daemon *d, bool all) {
   }
 }
 
-/* A session or run was freed. */
+/* A session or run was freed. When none is left the agent is idle again:
+ * the heap pages that the connection's TLS buffers and the runs' paths
+ * used go back to the kernel (glibc keeps freed memory otherwise). */
 static void on_released(md_session_env *env) {
   md_daemon *d = (md_daemon *)env;
   free_retired(d, false);
+  if (env->n_objects == 0)
+    malloc_trim(0);
   maybe_stopped(d);
 }
 
@@ -528,6 +533,7 @@ int md_daemon_main(const char *config_path, const md_daemon_opts *opts) {
     md_agent_config_free(&cfg);
     return rc == MD_DAEMON_ETLS ? 2 : 1;
   }
+  malloc_trim(0); /* what reading the configuration and the certificates needed is free */
   uv_signal_init(&m.loop, &m.sigterm);
   uv_signal_init(&m.loop, &m.sigint);
   uv_timer_init(&m.loop, &m.guard);

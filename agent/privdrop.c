@@ -1,11 +1,12 @@
 /* privdrop: who the agent runs as, and the drop of root and of every
  * capability once its sockets are open. See privdrop.h; the reasons are in
  * docs/security.md. Raw capget/capset system calls, so no libcap. */
-/* _GNU_SOURCE (the build defines it): getresuid, setresuid, initgroups */
+/* _GNU_SOURCE (the build defines it): getresuid, setresuid, pipe2 */
 #include "privdrop.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <pwd.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "md_log.h"
@@ -22,13 +24,77 @@
 #define PR_CAP_AMBIENT_CLEAR_ALL 4
 #endif
 
-/* The name of uid in the user database, or "" when it has none. */
-static void name_of(uid_t uid, char *out, size_t len) {
+/* What the user database says of one user. */
+typedef struct md__pwinfo {
+  int found; /* 1: the user exists */
+  int err;   /* the lookup's errno when it failed (0: simply no such user) */
+  uid_t uid;
+  gid_t gid;
+  char name[65];
+  int ngroups; /* its groups (getgrouplist: the primary one included); -1: too many */
+  gid_t groups[MD_PRIVDROP_MAX_GROUPS];
+} md__pwinfo;
+
+/* The lookup itself: by name, or by uid when name is NULL; with the
+ * user's groups when asked. */
+static void pw_lookup(const char *name, uid_t uid, bool with_groups, md__pwinfo *out) {
   struct passwd pw, *res = NULL;
   char buf[4096];
-  out[0] = '\0';
-  if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res)
-    snprintf(out, len, "%s", res->pw_name);
+  memset(out, 0, sizeof *out);
+  int e = name ? getpwnam_r(name, &pw, buf, sizeof buf, &res)
+               : getpwuid_r(uid, &pw, buf, sizeof buf, &res);
+  if (!res) {
+    out->err = e;
+    return;
+  }
+  out->found = 1;
+  out->uid = res->pw_uid;
+  out->gid = res->pw_gid;
+  snprintf(out->name, sizeof out->name, "%s", res->pw_name);
+  if (!with_groups)
+    return;
+  int n = MD_PRIVDROP_MAX_GROUPS;
+  out->ngroups = getgrouplist(res->pw_name, res->pw_gid, out->groups, &n) < 0 ? -1 : n;
+}
+
+/* The same lookup in a short-lived child process. NSS modules (systemd,
+ * sss, ldap...) are shared libraries that glibc loads into the process that
+ * asks and never unloads; asked here, they would sit in the long-running,
+ * network-facing agent for the rest of its life (about 0.4 MiB of RSS for
+ * libnss_systemd and libcap alone). The child asks and reports through a
+ * pipe; the agent itself never loads them. Falls back to asking in this
+ * process when no child can be made. */
+static void pw_lookup_isolated(const char *name, uid_t uid, bool with_groups, md__pwinfo *out) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    pw_lookup(name, uid, with_groups, out);
+    return;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    md__pwinfo r;
+    pw_lookup(name, uid, with_groups, &r);
+    /* smaller than PIPE_BUF: one atomic write */
+    _exit(write(fds[1], &r, sizeof r) == (ssize_t)sizeof r ? 0 : 1);
+  }
+  close(fds[1]);
+  size_t got = 0;
+  while (pid > 0 && got < sizeof *out) {
+    ssize_t n = read(fds[0], (char *)out + got, sizeof *out - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  close(fds[0]);
+  if (pid > 0)
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+      ;
+  if (got != sizeof *out)
+    pw_lookup(name, uid, with_groups, out); /* no child, or it died: ask here */
+  out->name[sizeof out->name - 1] = '\0';
 }
 
 int md_privdrop_resolve(const char *user, uid_t euid, md_privdrop_plan *p, char *err,
@@ -36,36 +102,46 @@ int md_privdrop_resolve(const char *user, uid_t euid, md_privdrop_plan *p, char 
   memset(p, 0, sizeof *p);
   bool given = user && user[0];
   const char *want = given ? user : MD_PRIVDROP_DEFAULT_USER;
-  struct passwd pw, *res = NULL;
-  /* cppcheck-suppress variableScope ; res points into buf after the lookup */
-  char buf[4096];
-  int e = 0;
+  md__pwinfo pw = {0};
   if (given || euid == 0) /* not root and nothing asked: no one to look up */
-    e = getpwnam_r(want, &pw, buf, sizeof buf, &res);
-  if (!res && given) {
-    snprintf(err, errlen, "user '%s' does not exist%s%s", want, e ? ": " : "",
-             e ? strerror(e) : "");
+    pw_lookup_isolated(want, 0, euid == 0, &pw);
+  if (!pw.found && given) {
+    snprintf(err, errlen, "user '%s' does not exist%s%s", want, pw.err ? ": " : "",
+             pw.err ? strerror(pw.err) : "");
     return -ENOENT;
   }
-  if (res && euid == 0) { /* root becomes the service user */
-    p->uid = res->pw_uid;
-    p->gid = res->pw_gid;
-    snprintf(p->user, sizeof p->user, "%s", res->pw_name);
+  if (pw.found && euid == 0) { /* root becomes the service user */
+    if (pw.ngroups < 0) {
+      snprintf(err, errlen, "user '%s' belongs to more than %d groups", pw.name,
+               MD_PRIVDROP_MAX_GROUPS);
+      return -E2BIG;
+    }
+    p->uid = pw.uid;
+    p->gid = pw.gid;
+    p->ngroups = pw.ngroups;
+    memcpy(p->groups, pw.groups, sizeof p->groups);
+    snprintf(p->user, sizeof p->user, "%s", pw.name);
     p->switch_user = p->uid != 0;
     p->stay_root = p->root_asked = p->uid == 0; /* --user root */
     return 0;
   }
-  if (res && given && res->pw_uid != euid) {
+  if (pw.found && given && pw.uid != euid) {
     snprintf(err, errlen,
              "cannot become user '%s' (uid %u): the agent was started as uid %u, not as root; "
              "start it as root or as '%s' (systemd: User=%s)",
-             want, (unsigned)res->pw_uid, (unsigned)euid, want, want);
+             want, (unsigned)pw.uid, (unsigned)euid, want, want);
     return -EPERM;
   }
   /* stay who we are: not root (systemd User=), or root with no service user */
   p->uid = euid;
   p->gid = getegid();
-  name_of(euid, p->user, sizeof p->user);
+  if (pw.found && pw.uid == euid) {
+    snprintf(p->user, sizeof p->user, "%s", pw.name);
+  } else {
+    pw_lookup_isolated(NULL, euid, false, &pw);
+    if (pw.found)
+      snprintf(p->user, sizeof p->user, "%s", pw.name);
+  }
   p->stay_root = euid == 0;
   return 0;
 }
@@ -176,7 +252,8 @@ int md_privdrop_apply(const md_privdrop_plan *p, char *err, size_t errlen) {
     bounding = true;
   }
   if (p->switch_user) {
-    if ((p->user[0] ? initgroups(p->user, p->gid) : setgroups(1, &p->gid)) != 0)
+    /* the groups resolve found (getgrouplist), so no user database is read here */
+    if ((p->ngroups > 0 ? setgroups((size_t)p->ngroups, p->groups) : setgroups(1, &p->gid)) != 0)
       FAIL("setgroups for user '%s'", p->user);
     if (setresgid(p->gid, p->gid, p->gid) != 0)
       FAIL("setgid(%u)", (unsigned)p->gid);

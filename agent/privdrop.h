@@ -34,6 +34,9 @@
 /* The service user taken by default when the agent is started as root. */
 #define MD_PRIVDROP_DEFAULT_USER "mtr-agent"
 
+/* The most groups the service user may belong to (its primary one included). */
+#define MD_PRIVDROP_MAX_GROUPS 64
+
 typedef struct md_privdrop_plan {
   bool switch_user; /* setgroups/setgid/setuid to uid/gid (started as root) */
   bool stay_root;   /* started as root with no user to become: warn */
@@ -41,12 +44,16 @@ typedef struct md_privdrop_plan {
   uid_t uid;        /* the user the agent runs as after the drop */
   gid_t gid;        /* its primary group */
   char user[65];    /* its name ("" when it has none in the user database) */
+  int ngroups;      /* its groups, set with setgroups (the user database's, read by resolve) */
+  gid_t groups[MD_PRIVDROP_MAX_GROUPS];
 } md_privdrop_plan;
 
 /* Decide who to become. user: --user or `user:` (NULL or "": not given);
  * euid: the process's effective uid (geteuid(); a parameter for tests).
  * 0, or -ENOENT (no such user) / -EPERM (a different user asked for by a
- * process that is not root), with the reason in err. */
+ * process that is not root) / -E2BIG (the user is in too many groups),
+ * with the reason in err. The user database is read in a short-lived child
+ * process, so NSS modules are never loaded into the agent itself. */
 int md_privdrop_resolve(const char *user, uid_t euid, md_privdrop_plan *p, char *err,
                         size_t errlen);
 

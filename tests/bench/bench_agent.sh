@@ -31,11 +31,18 @@ PID=$LAB_AGENT_PID_A
 APID=$(pgrep -f "mtr-agent --config $LAB_TMP/local.yaml" | head -1)
 [[ -n $APID ]] || APID=$PID
 kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$APID/status"; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$APID/stat"; }
+# CPU time in ns the scheduler counted for the agent (all its threads): exact, not ticks
+cpu_ns() { awk '{ print $1 }' "/proc/$APID/schedstat"; }
+# proportional (PSS) and private (USS) kB: RSS counts every shared library page the
+# agent maps (libc, libcrypto) in full, however many other processes share it
+rollup() { awk -v k="$1:" '$1 == k { s += $2 } END { print s }' "/proc/$APID/smaps_rollup"; }
 ctl=("$MD_BIN/controller/mtrctl" --config "$LAB_CTL_CONFIG")
 lab_exec "$LAB_A" "${ctl[@]}" agents >/dev/null
+sleep 1 # idle: the handshake's connection has closed and its memory is freed
 idle=$(kb VmRSS)
-t0=$(cpu_ticks)
+idle_pss=$(rollup Pss)
+idle_uss=$(( $(rollup Private_Clean) + $(rollup Private_Dirty) ))
+t0=$(cpu_ns)
 targets=(198.18.4.2 198.18.3.2 198.18.2.2 198.18.6.2)
 pids=()
 for ((i = 0; i < RUNS; i++)); do
@@ -51,14 +58,15 @@ while running; do
   sleep 0.2
 done
 for p in "${pids[@]}"; do wait "$p" || true; done
-t1=$(cpu_ticks)
-hz=$(getconf CLK_TCK)
+t1=$(cpu_ns)
 ok=$(for f in "$LAB_TMP"/run*.json; do jq -e '.forward.complete' "$f" >/dev/null 2>&1 && echo x; done | wc -l)
 printf '\nbench_agent: %d runs at once on one agent, -c %s -i %s\n' "$RUNS" "$CYCLES" "$INTERVAL"
 printf '%-28s %10s\n' figure value
-printf '%-28s %10.1f\n' "idle RSS (MiB)" "$(awk -v k="$idle" 'BEGIN { print k / 1024 }')"
-printf '%-28s %10.1f\n' "RSS with $RUNS runs (MiB)" "$(awk -v k="$peak_live" 'BEGIN { print k / 1024 }')"
-printf '%-28s %10.1f\n' "VmHWM peak (MiB)" "$(awk -v k="$(kb VmHWM)" 'BEGIN { print k / 1024 }')"
-printf '%-28s %10.2f\n' "CPU per run (ms)" "$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$RUNS" 'BEGIN { print (b - a) * 1000 / hz / n }')"
+printf '%-28s %10.2f\n' "idle RSS (MiB)" "$(awk -v k="$idle" 'BEGIN { print k / 1024 }')"
+printf '%-28s %10.2f\n' "  of it PSS (MiB)" "$(awk -v k="$idle_pss" 'BEGIN { print k / 1024 }')"
+printf '%-28s %10.2f\n' "  of it private (MiB)" "$(awk -v k="$idle_uss" 'BEGIN { print k / 1024 }')"
+printf '%-28s %10.2f\n' "RSS with $RUNS runs (MiB)" "$(awk -v k="$peak_live" 'BEGIN { print k / 1024 }')"
+printf '%-28s %10.2f\n' "VmHWM peak (MiB)" "$(awk -v k="$(kb VmHWM)" 'BEGIN { print k / 1024 }')"
+printf '%-28s %10.2f\n' "CPU per run (ms)" "$(awk -v a="$t0" -v b="$t1" -v n="$RUNS" 'BEGIN { print (b - a) / 1e6 / n }')"
 printf '%-28s %10d\n' "runs completed" "$ok"
 printf '(targets: idle <= 8 MiB, %d runs <= 12 MiB)\n' "$RUNS"

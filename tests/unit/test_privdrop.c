@@ -9,7 +9,12 @@
  *   - started as a user with ambient CAP_NET_RAW (what systemd's
  *     User= + AmbientCapabilities= gives): no setuid, and every
  *     capability, ambient included, is gone afterwards;
- *   - a second thread: refused (capset acts on one thread only).
+ *   - a second thread: refused (capset acts on one thread only);
+ *   - the user database is read in a child: after resolving a known and an
+ *     unknown user, no NSS module (libnss_*.so) is mapped in this process
+ *     (it runs first, before anything here reads the database itself; on
+ *     a machine whose nsswitch.conf names only glibc's built-in "files"
+ *     there is no module to load either way).
  * The children need root; without it those tests are skipped. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,6 +44,33 @@
 #include "privdrop.h"
 
 /* ---- the rules */
+
+/* Whether a shared object whose path contains needle is mapped here. */
+static bool mapped(const char *needle) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (!f)
+    return false;
+  char line[512];
+  bool hit = false;
+  while (!hit && fgets(line, sizeof line, f))
+    hit = strstr(line, needle) != NULL;
+  fclose(f);
+  return hit;
+}
+
+static void test_lookup_in_child(void **state) {
+  (void)state;
+  md_privdrop_plan p;
+  char err[512];
+  assert_false(mapped("libnss_"));
+  assert_int_equal(md_privdrop_resolve("no-such-user-md", 0, &p, err, sizeof err), -ENOENT);
+  assert_int_equal(md_privdrop_resolve("root", 0, &p, err, sizeof err), 0);
+  assert_string_equal(p.user, "root");
+  assert_true(p.ngroups >= 1);
+  assert_int_equal(md_privdrop_resolve(NULL, 0, &p, err, sizeof err), 0);
+  assert_int_equal(md_privdrop_resolve(NULL, 4242, &p, err, sizeof err), 0);
+  assert_false(mapped("libnss_"));
+}
 
 static void test_resolve_rules(void **state) {
   (void)state;
@@ -332,9 +364,9 @@ static void test_refuses_with_threads(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_resolve_rules),        cmocka_unit_test(test_config_user_key),
-      cmocka_unit_test(test_drop_from_root),       cmocka_unit_test(test_drop_systemd_like),
-      cmocka_unit_test(test_refuses_with_threads),
+      cmocka_unit_test(test_lookup_in_child),   cmocka_unit_test(test_resolve_rules),
+      cmocka_unit_test(test_config_user_key),   cmocka_unit_test(test_drop_from_root),
+      cmocka_unit_test(test_drop_systemd_like), cmocka_unit_test(test_refuses_with_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
