@@ -21,23 +21,23 @@
 #include "packet.h"
 
 typedef struct md_trace_opts {
-  md_addr target;     /* numeric; resolve names before calling */
+  md_addr target;          /* numeric; resolve names before calling */
   const char *target_name; /* for the report; may be NULL */
   const char *source_name; /* for the report; may be NULL (hostname used) */
-  md_addr source;     /* unspecified: chosen by the kernel's routing */
-  md_proto proto;     /* default ICMP */
-  int cycles;         /* -c, default 10 */
-  double interval_s;  /* -i, default 1.0 */
-  int psize;          /* -s, default 64 */
-  int first_ttl;      /* -f, default 1 */
-  int max_ttl;        /* -m, default 30 */
-  int max_unknown;    /* -U, default 5 */
-  int tos;            /* -Q, default 0 */
-  uint16_t port;      /* -P, default 33434 for UDP, 80 for TCP */
-  uint16_t local_port;/* -L, 0: chosen */
-  double grace_s;     /* --gracetime, default 5.0: how long a probe may stay unanswered */
-  bool no_dns;        /* -n */
-  bool classic;       /* mtr's varying fields instead of constant-flow probes */
+  md_addr source;          /* unspecified: chosen by the kernel's routing */
+  md_proto proto;          /* default ICMP */
+  int cycles;              /* -c, default 10 */
+  double interval_s;       /* -i, default 1.0 */
+  int psize;               /* -s, default 64 */
+  int first_ttl;           /* -f, default 1 */
+  int max_ttl;             /* -m, default 30 */
+  int max_unknown;         /* -U, default 5 */
+  int tos;                 /* -Q, default 0 */
+  uint16_t port;           /* -P, default 33434 for UDP, 80 for TCP */
+  uint16_t local_port;     /* -L, 0: chosen */
+  double grace_s;          /* --gracetime, default 5.0: how long a probe may stay unanswered */
+  bool no_dns;             /* -n */
+  bool classic;            /* mtr's varying fields instead of constant-flow probes */
 } md_trace_opts;
 
 /* mtr's defaults. */
@@ -52,8 +52,8 @@ typedef struct md_trace md_trace;
 typedef struct md_probe_event {
   int ttl;
   uint16_t seq;
-  bool replied;       /* false: given up after grace time */
-  md_addr from;       /* responder when replied */
+  bool replied; /* false: given up after grace time */
+  md_addr from; /* responder when replied */
   double rtt_ms;
 } md_probe_event;
 

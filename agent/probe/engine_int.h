@@ -55,6 +55,8 @@ struct md_trace {
 
   md__probe *ring;
   uint32_t ring_mask;
+  int n_pending;          /* probes of the ring sent and neither answered nor given up */
+  int64_t sweep_due_mono; /* no pending probe expires before this (0: none pending) */
   uint16_t next_seq;
 
   uv_timer_t tick;  /* paces the probes of a cycle */

@@ -47,24 +47,24 @@ int md_probe_build(const md_probe_spec *spec, uint16_t seq, uint8_t *buf, size_t
 
 typedef enum md_reply_kind {
   MD_REPLY_TIME_EXCEEDED = 1, /* from a router on the way */
-  MD_REPLY_UNREACH,           /* ICMP destination unreachable (port unreachable = reached for UDP) */
-  MD_REPLY_ECHO,              /* ICMP echo reply from the target */
-  MD_REPLY_TCP,               /* SYN-ACK or RST from the target */
+  MD_REPLY_UNREACH, /* ICMP destination unreachable (port unreachable = reached for UDP) */
+  MD_REPLY_ECHO,    /* ICMP echo reply from the target */
+  MD_REPLY_TCP,     /* SYN-ACK or RST from the target */
 } md_reply_kind;
 
 /* A parsed reply. Quoted fields describe the probe it answers. */
 typedef struct md_reply {
   md_reply_kind kind;
   int icmp_type, icmp_code;
-  md_addr from;       /* responder: from the IP header where there is one, else as given */
-  md_proto proto;     /* protocol of the probe answered */
-  md_addr probe_src;  /* source of the probe answered (quoted, or our side of the reply) */
-  md_addr probe_dst;  /* destination of the probe answered */
-  uint16_t sport;     /* probe's ICMP id or UDP/TCP source port */
-  uint16_t dport;     /* probe's UDP/TCP destination port (0 for ICMP) */
-  uint16_t icmp_seq;  /* probe's ICMP echo sequence */
-  uint16_t udp_csum;  /* probe's UDP checksum */
-  uint32_t tcp_seq;   /* probe's TCP sequence number (reply ack - 1 for a direct TCP reply) */
+  md_addr from;      /* responder: from the IP header where there is one, else as given */
+  md_proto proto;    /* protocol of the probe answered */
+  md_addr probe_src; /* source of the probe answered (quoted, or our side of the reply) */
+  md_addr probe_dst; /* destination of the probe answered */
+  uint16_t sport;    /* probe's ICMP id or UDP/TCP source port */
+  uint16_t dport;    /* probe's UDP/TCP destination port (0 for ICMP) */
+  uint16_t icmp_seq; /* probe's ICMP echo sequence */
+  uint16_t udp_csum; /* probe's UDP checksum */
+  uint32_t tcp_seq;  /* probe's TCP sequence number (reply ack - 1 for a direct TCP reply) */
   int n_mpls;
   md_mpls mpls[MD_MAX_MPLS]; /* RFC 4950 label stack from RFC 4884 extensions */
 } md_reply;

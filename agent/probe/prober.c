@@ -366,38 +366,55 @@ static void on_errqueue_msg(md__rsock *rs, const uint8_t *buf, size_t n, const m
     md__trace_on_reply(rs->owner, seq, &r, rx_ns);
 }
 
+/* Replies read by one system call (recvmmsg). */
+#define MD__RX_BATCH 8
+
 /* Drain a socket: everything queued is read now, so one wakeup serves a
- * burst of replies. */
+ * burst of replies; recvmmsg reads up to MD__RX_BATCH of them per system
+ * call and returns as soon as the queue is empty, so the usual single
+ * reply costs one call, not a read and a second one that finds nothing. */
 static void drain(md__rsock *rs, int flags) {
-  uint8_t buf[2048];
+  uint8_t buf[MD__RX_BATCH][2048]; /* on the stack: a callback may drain again */
   union {
     char b[512];
     struct cmsghdr align;
-  } ctl;
-  for (int i = 0; i < 256; i++) {
-    md_addr from, to;
-    memset(&from, 0, sizeof from);
-    memset(&to, 0, sizeof to);
-    struct iovec iov = {buf, sizeof buf};
-    struct msghdr m = {.msg_name = &from,
-                       .msg_namelen = sizeof from,
-                       .msg_iov = &iov,
-                       .msg_iovlen = 1,
-                       .msg_control = ctl.b,
-                       .msg_controllen = sizeof ctl.b};
-    ssize_t n = recvmsg(rs->fd, &m, flags | MSG_DONTWAIT);
-    if (n < 0)
-      return;
-    struct sock_extended_err *ee = NULL;
-    int64_t rx = read_cmsgs(&m, &to, &ee);
-    if (flags & MSG_ERRQUEUE) {
-      on_errqueue_msg(rs, buf, (size_t)n, &from, ee, rx);
-      continue;
+  } ctl[MD__RX_BATCH];
+  md_addr from[MD__RX_BATCH];
+  struct iovec iov[MD__RX_BATCH];
+  struct mmsghdr mm[MD__RX_BATCH];
+  for (int round = 0; round < 256 / MD__RX_BATCH; round++) {
+    for (int i = 0; i < MD__RX_BATCH; i++) {
+      memset(&from[i], 0, sizeof from[i]);
+      iov[i] = (struct iovec){buf[i], sizeof buf[i]};
+      mm[i].msg_hdr = (struct msghdr){.msg_name = &from[i],
+                                      .msg_namelen = sizeof from[i],
+                                      .msg_iov = &iov[i],
+                                      .msg_iovlen = 1,
+                                      .msg_controllen = sizeof ctl[i].b};
+      // cppcheck-suppress legacyUninitvar ; the kernel fills it
+      mm[i].msg_hdr.msg_control = ctl[i].b;
+      mm[i].msg_len = 0;
     }
-    md_reply r;
-    if (md_reply_parse(rs->family, rs->proto, rs->has_ip_header, buf, (size_t)n, &from,
-                       md_addr_family(&to) ? &to : NULL, &r) == 0)
-      dispatch(rs, &r, rx);
+    int got = recvmmsg(rs->fd, mm, MD__RX_BATCH, flags | MSG_DONTWAIT, NULL);
+    if (got <= 0)
+      return;
+    for (int i = 0; i < got; i++) {
+      md_addr to;
+      memset(&to, 0, sizeof to);
+      struct sock_extended_err *ee = NULL;
+      int64_t rx = read_cmsgs(&mm[i].msg_hdr, &to, &ee);
+      size_t n = mm[i].msg_len;
+      if (flags & MSG_ERRQUEUE) {
+        on_errqueue_msg(rs, buf[i], n, &from[i], ee, rx);
+        continue;
+      }
+      md_reply r;
+      if (md_reply_parse(rs->family, rs->proto, rs->has_ip_header, buf[i], n, &from[i],
+                         md_addr_family(&to) ? &to : NULL, &r) == 0)
+        dispatch(rs, &r, rx);
+    }
+    if (got < MD__RX_BATCH)
+      return;
   }
 }
 

@@ -34,7 +34,9 @@ md__rdns *md__rdns_new(md_trace *t) {
   return d;
 }
 
-int md__rdns_pending(const md__rdns *d) { return d->pending; }
+int md__rdns_pending(const md__rdns *d) {
+  return d->pending;
+}
 
 /* Give the name to every responder with this address, at every hop. */
 static void apply_name(md_path *p, const md_addr *a, const char *name) {

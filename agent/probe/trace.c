@@ -60,6 +60,7 @@ static uint16_t next_seq(md_trace *t) {
 /* A probe is given up on: counted lost at its TTL. */
 static void give_up(md_trace *t, md__probe *pr) {
   pr->pending = false;
+  t->n_pending--;
   md_hop *h = md_path_hop(t->path, pr->ttl);
   if (h)
     md_stats_on_timeout(&h->st);
@@ -91,6 +92,8 @@ static int send_probe(md_trace *t, int ttl) {
     return rc;
   /* an unroutable or dropped send is a lost probe, as mtr counts it */
   pr->pending = true;
+  if (t->n_pending++ == 0 || !t->sweep_due_mono)
+    t->sweep_due_mono = pr->sent_mono_ns + (int64_t)(t->o.grace_s * 1e9);
   md_stats_on_sent(&h->st);
   if (ttl > t->highest_sent)
     t->highest_sent = ttl;
@@ -125,11 +128,26 @@ static void stop_sending(md_trace *t, int64_t now) {
   }
 }
 
+/* How early a cycle may start: libuv's millisecond clock can fire a timer
+ * up to a millisecond before the nanosecond time it was aimed at; a cycle
+ * that is due within this starts now instead of costing one more wakeup. */
+#define CYCLE_SLACK_NS 1000000
+
+/* Milliseconds from now to mono_ns, rounded up. */
+static uint64_t ms_until(int64_t now, int64_t mono_ns) {
+  return mono_ns > now ? (uint64_t)((mono_ns - now + 999999) / 1000000) : 0;
+}
+
+/* One wakeup per probe: read the replies that came since the last one,
+ * give up on overdue probes, send the next TTL. The wakeup after a cycle's
+ * last probe is aimed at the next cycle's start, so it ends one cycle and
+ * begins the next. */
 static void on_tick(uv_timer_t *h) {
   md_trace *t = h->data;
   if (t->sending_done)
     return;
   int64_t now = md_now_mono_ns();
+  int64_t interval_ns = (int64_t)(t->o.interval_s * 1e9);
   md__prober_service(t->prober); /* replies that came since the last tick */
   if (t->done_called)
     return;
@@ -143,16 +161,19 @@ static void on_tick(uv_timer_t *h) {
       uv_timer_start(&t->sweep, on_sweep, 0, SWEEP_MS);
       return;
     }
-    int64_t next = t->cycle_start_mono + (int64_t)(t->o.interval_s * 1e9);
-    if (next > now) {
-      uv_timer_start(&t->tick, on_tick, (uint64_t)((next - now + 999999) / 1000000), 0);
+    int64_t next = t->cycle_start_mono + interval_ns;
+    if (next - now > CYCLE_SLACK_NS) {
+      uv_timer_start(&t->tick, on_tick, ms_until(now, next), 0);
       t->cursor = -1; /* marker: waiting for the next cycle */
       return;
     }
   }
   if (t->cursor > cycle_limit(t) || t->cursor < 0) {
+    /* cycles keep to their schedule (a wakeup a little late or early does
+     * not shift the ones after it) unless the loop fell a whole interval behind */
+    int64_t next = t->cycle_start_mono + interval_ns;
+    t->cycle_start_mono = t->cycle > 0 && now - next < interval_ns ? next : now;
     t->cycle++;
-    t->cycle_start_mono = now;
     t->cursor = t->o.first_ttl;
   }
   int rc = send_probe(t, t->cursor);
@@ -162,25 +183,36 @@ static void on_tick(uv_timer_t *h) {
     return;
   }
   t->cursor++;
-  uv_timer_start(&t->tick, on_tick, tick_ms(t), 0);
+  uint64_t delay = tick_ms(t);
+  if (t->cursor > cycle_limit(t)) {
+    uint64_t to_next = ms_until(now, t->cycle_start_mono + interval_ns);
+    if (to_next > delay)
+      delay = to_next;
+  }
+  uv_timer_start(&t->tick, on_tick, delay, 0);
 }
 
 /* Give up on probes past the grace time; the number still pending. While
  * sending this runs at every tick; afterwards the sweep timer runs it and
- * ends the run once nothing more is to come. */
+ * ends the run once nothing more is to come. Probes leave in order, so the
+ * oldest pending one is the first to expire: the ring is only walked once
+ * that time (sweep_due) has come, not at every tick. */
 static int sweep(md_trace *t, int64_t now) {
+  if (t->n_pending == 0 || now < t->sweep_due_mono)
+    return t->n_pending;
   int64_t grace = (int64_t)(t->o.grace_s * 1e9);
-  int pending = 0;
+  int64_t due = 0;
   for (uint32_t i = 0; i <= t->ring_mask; i++) {
     md__probe *pr = &t->ring[i];
     if (!pr->pending)
       continue;
     if (now - pr->sent_mono_ns >= grace)
       give_up(t, pr);
-    else
-      pending++;
+    else if (!due || pr->sent_mono_ns + grace < due)
+      due = pr->sent_mono_ns + grace;
   }
-  return pending;
+  t->sweep_due_mono = due;
+  return t->n_pending;
 }
 
 static void on_sweep(uv_timer_t *h) {
@@ -201,6 +233,7 @@ void md__trace_on_reply(md_trace *t, uint16_t seq, const md_reply *r, int64_t rx
   if (!pr->pending || pr->seq != seq)
     return; /* a duplicate, or one we already gave up on */
   pr->pending = false;
+  t->n_pending--;
   int ttl = pr->ttl;
   bool at_target = md_addr_equal(&r->from, &t->spec.dst);
   if (at_target && (!t->dest_ttl || ttl < t->dest_ttl))

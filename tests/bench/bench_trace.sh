@@ -12,7 +12,8 @@
 # Measurement: md-rusage (tests/bench/md_rusage.c, built with the tests) around each tool
 # inside the source namespace: wait4()'s microsecond CPU times, which include the waited-for
 # children, so mtr's figures include its mtr-packet helper (mtr waits for it at exit); peak
-# RSS is the largest single process (ru_maxrss), not a sum. Both tools print mtr's --report layout; probes = the sum of the Snt column.
+# RSS is the largest single process (ru_maxrss), not a sum. Both tools print mtr's --report
+# layout; probes = the sum of the Snt column. A third row, "floor", is md-floor (ICMP only).
 # mtr always waits the whole grace time after its last cycle; the agent may stop as soon as
 # every probe is answered, which shows in wall time only.
 set -euo pipefail
@@ -65,7 +66,7 @@ find_or_build_agent() {
   local src=${MD_SRC:-$(cd "$HERE/../.." && pwd)} bdir=$LAB_TMP/build type=${BENCH_BUILD_TYPE:-RelWithDebInfo}
   lab_log "building mtr-agent ($type) from $src into $bdir"
   if cmake -S "$src" -B "$bdir" -DCMAKE_BUILD_TYPE="$type" >"$LAB_TMP/build.log" 2>&1 &&
-    cmake --build "$bdir" --target mtr-agent md-rusage -j2 >>"$LAB_TMP/build.log" 2>&1; then
+    cmake --build "$bdir" --target mtr-agent md-rusage md-floor -j2 >>"$LAB_TMP/build.log" 2>&1; then
     MD_BIN=$bdir
     return 0
   fi
@@ -84,6 +85,20 @@ measure() {
     lab_fail "$name failed"
   }
   printf '%s %s\n' "$(tail -n 1 "$tf")" "$(lab_mtr_report_sent "$out")"
+}
+
+# Why: the yardstick row: md-floor (tests/bench/md_floor.c) probes with the same pacing and
+# does nothing else, so its CPU per 1000 probes is the kernel's own part of paced probing
+# here (one timer wakeup, one sendmsg, one read of the reply per probe). ICMP only.
+# Usage: measure_floor HOPS; prints "wall user sys maxrss_kb probes".
+measure_floor() {
+  local out=$LAB_TMP/floor.out tf=$LAB_TMP/floor.time
+  lab_exec "$LAB_SRC" "${PIN[@]}" "$RUSAGE" "$tf" "$MD_BIN/tests/md-floor" "$TARGET" "$1" \
+    "$CYCLES" "$INTERVAL" >"$out" 2>"$out.err" || {
+    sed 's/^/    /' "$out.err" >&2
+    lab_fail "md-floor failed"
+  }
+  printf '%s %s\n' "$(tail -n 1 "$tf")" "$(awk '/^sent/ { print $2 }' "$out.err")"
 }
 
 # Why: one table row from measure's figures.
@@ -131,8 +146,13 @@ for ((i = 1; i <= REPEAT; i++)); do
     # shellcheck disable=SC2046
     row mtr-agent $(measure agent "$(lab_agent_bin)" trace "$TARGET" "${COMMON[@]}" --gracetime "$GRACE")
   fi
+  if [[ $PROTO == icmp && -x $MD_BIN/tests/md-floor ]]; then
+    # shellcheck disable=SC2046
+    row floor $(measure_floor 4)
+  fi
 done
 ((HAVE_AGENT)) || printf 'mtr-agent: missing (no binary with a working "trace" command)\n'
 printf '(cpu_ms/1k_probes = (user+sys) ms per 1000 probes, mtr with mtr-packet; tools pinned to CPU 0,\n'
 printf ' the lab network'"'"'s packet processing steered to CPU 1 (RPS) when there are 2+ CPUs;\n'
-printf ' user_ms/1k_probes is what the tools spend outside the kernel)\n'
+printf ' user_ms/1k_probes is what the tools spend outside the kernel; floor = md-floor, the\n'
+printf ' same pacing with nothing else: the kernel'"'"'s part of one paced probe on this machine)\n'
