@@ -297,6 +297,8 @@ int md_privdrop_apply(const md_privdrop_plan *p, char *err, size_t errlen) {
     return -EPERM;
   }
 
+  if (p->quiet)
+    return 0;
   if (p->stay_root && p->root_asked)
     md_warn("running as root, as asked (--user or user:): every capability is dropped, but the "
             "process still owns what root owns; a dedicated user is safer (docs/security.md)");

@@ -44,6 +44,7 @@ typedef struct md_privdrop_plan {
   uid_t uid;        /* the user the agent runs as after the drop */
   gid_t gid;        /* its primary group */
   char user[65];    /* its name ("" when it has none in the user database) */
+  bool quiet;       /* md_privdrop_apply logs nothing (mtr-agent trace: a command, not a service) */
   int ngroups;      /* its groups, set with setgroups (the user database's, read by resolve) */
   gid_t groups[MD_PRIVDROP_MAX_GROUPS];
 } md_privdrop_plan;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "md_log.h"
+#include "privdrop.h"
 
 void md_trace_cmd_usage(FILE *out) {
   fprintf(out,
@@ -60,14 +61,13 @@ static int parse_int(const char *name, const char *s, long lo, long hi, int *out
   return 0;
 }
 
-static int parse_secs(const char *name, const char *s, double lo, double hi, double *out,
-                      char *err, size_t errlen) {
+static int parse_secs(const char *name, const char *s, double lo, double hi, double *out, char *err,
+                      size_t errlen) {
   char *end;
   errno = 0;
   double v = strtod(s, &end);
   if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
-    snprintf(err, errlen, "%s: '%s' is not a number of seconds between %g and %g", name, s, lo,
-             hi);
+    snprintf(err, errlen, "%s: '%s' is not a number of seconds between %g and %g", name, s, lo, hi);
     return -EINVAL;
   }
   *out = v;
@@ -77,19 +77,30 @@ static int parse_secs(const char *name, const char *s, double lo, double hi, dou
 enum { OPT_PROTOCOL = 1000, OPT_CLASSIC, OPT_NO_RAW };
 
 int md_trace_cmd_parse(int argc, char **argv, md_trace_cmd *cmd, char *err, size_t errlen) {
-  static const struct option longs[] = {
-      {"report-cycles", required_argument, 0, 'c'}, {"cycles", required_argument, 0, 'c'},
-      {"interval", required_argument, 0, 'i'},      {"psize", required_argument, 0, 's'},
-      {"first-ttl", required_argument, 0, 'f'},     {"max-ttl", required_argument, 0, 'm'},
-      {"max-unknown", required_argument, 0, 'U'},   {"tos", required_argument, 0, 'Q'},
-      {"port", required_argument, 0, 'P'},          {"localport", required_argument, 0, 'L'},
-      {"address", required_argument, 0, 'a'},       {"udp", no_argument, 0, 'u'},
-      {"tcp", no_argument, 0, 'T'},                 {"protocol", required_argument, 0, OPT_PROTOCOL},
-      {"no-dns", no_argument, 0, 'n'},              {"mpls", no_argument, 0, 'e'},
-      {"gracetime", required_argument, 0, 'G'},     {"classic", no_argument, 0, OPT_CLASSIC},
-      {"no-raw", no_argument, 0, OPT_NO_RAW},       {"json", no_argument, 0, 'j'},
-      {"split", no_argument, 0, 'p'},               {"report", no_argument, 0, 'r'},
-      {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+  static const struct option longs[] = {{"report-cycles", required_argument, 0, 'c'},
+                                        {"cycles", required_argument, 0, 'c'},
+                                        {"interval", required_argument, 0, 'i'},
+                                        {"psize", required_argument, 0, 's'},
+                                        {"first-ttl", required_argument, 0, 'f'},
+                                        {"max-ttl", required_argument, 0, 'm'},
+                                        {"max-unknown", required_argument, 0, 'U'},
+                                        {"tos", required_argument, 0, 'Q'},
+                                        {"port", required_argument, 0, 'P'},
+                                        {"localport", required_argument, 0, 'L'},
+                                        {"address", required_argument, 0, 'a'},
+                                        {"udp", no_argument, 0, 'u'},
+                                        {"tcp", no_argument, 0, 'T'},
+                                        {"protocol", required_argument, 0, OPT_PROTOCOL},
+                                        {"no-dns", no_argument, 0, 'n'},
+                                        {"mpls", no_argument, 0, 'e'},
+                                        {"gracetime", required_argument, 0, 'G'},
+                                        {"classic", no_argument, 0, OPT_CLASSIC},
+                                        {"no-raw", no_argument, 0, OPT_NO_RAW},
+                                        {"json", no_argument, 0, 'j'},
+                                        {"split", no_argument, 0, 'p'},
+                                        {"report", no_argument, 0, 'r'},
+                                        {"help", no_argument, 0, 'h'},
+                                        {0, 0, 0, 0}};
   memset(cmd, 0, sizeof *cmd);
   md_trace_opts_default(&cmd->opts);
   cmd->family = AF_UNSPEC;
@@ -99,17 +110,31 @@ int md_trace_cmd_parse(int argc, char **argv, md_trace_cmd *cmd, char *err, size
   int c, rc = 0, v = 0;
   static const char *source_arg;
   source_arg = NULL;
-  while (rc == 0 && (c = getopt_long(argc, argv, ":c:i:s:f:m:U:Q:P:L:a:uTneG:jprh46", longs,
-                                     NULL)) != -1) {
+  while (rc == 0 &&
+         (c = getopt_long(argc, argv, ":c:i:s:f:m:U:Q:P:L:a:uTneG:jprh46", longs, NULL)) != -1) {
     md_trace_opts *o = &cmd->opts;
     switch (c) {
-    case 'c': rc = parse_int("cycles", optarg, 1, 1000000, &o->cycles, err, errlen); break;
-    case 'i': rc = parse_secs("interval", optarg, 0.01, 3600, &o->interval_s, err, errlen); break;
-    case 's': rc = parse_int("psize", optarg, 0, 9000, &o->psize, err, errlen); break;
-    case 'f': rc = parse_int("first-ttl", optarg, 1, 255, &o->first_ttl, err, errlen); break;
-    case 'm': rc = parse_int("max-ttl", optarg, 1, 255, &o->max_ttl, err, errlen); break;
-    case 'U': rc = parse_int("max-unknown", optarg, 1, 255, &o->max_unknown, err, errlen); break;
-    case 'Q': rc = parse_int("tos", optarg, 0, 255, &o->tos, err, errlen); break;
+    case 'c':
+      rc = parse_int("cycles", optarg, 1, 1000000, &o->cycles, err, errlen);
+      break;
+    case 'i':
+      rc = parse_secs("interval", optarg, 0.01, 3600, &o->interval_s, err, errlen);
+      break;
+    case 's':
+      rc = parse_int("psize", optarg, 0, 9000, &o->psize, err, errlen);
+      break;
+    case 'f':
+      rc = parse_int("first-ttl", optarg, 1, 255, &o->first_ttl, err, errlen);
+      break;
+    case 'm':
+      rc = parse_int("max-ttl", optarg, 1, 255, &o->max_ttl, err, errlen);
+      break;
+    case 'U':
+      rc = parse_int("max-unknown", optarg, 1, 255, &o->max_unknown, err, errlen);
+      break;
+    case 'Q':
+      rc = parse_int("tos", optarg, 0, 255, &o->tos, err, errlen);
+      break;
     case 'P':
       rc = parse_int("port", optarg, 1, 65535, &v, err, errlen);
       o->port = (uint16_t)v;
@@ -118,26 +143,54 @@ int md_trace_cmd_parse(int argc, char **argv, md_trace_cmd *cmd, char *err, size
       rc = parse_int("localport", optarg, 1, 65535, &v, err, errlen);
       o->local_port = (uint16_t)v;
       break;
-    case 'a': source_arg = optarg; break;
-    case 'u': o->proto = MD_PROTO_UDP; break;
-    case 'T': o->proto = MD_PROTO_TCP; break;
+    case 'a':
+      source_arg = optarg;
+      break;
+    case 'u':
+      o->proto = MD_PROTO_UDP;
+      break;
+    case 'T':
+      o->proto = MD_PROTO_TCP;
+      break;
     case OPT_PROTOCOL:
       if (md_proto_parse(optarg, &o->proto) != 0) {
         snprintf(err, errlen, "protocol: '%s' is not icmp, udp or tcp", optarg);
         rc = -EINVAL;
       }
       break;
-    case 'n': o->no_dns = true; break;
-    case 'e': cmd->show_mpls = true; break;
-    case 'G': rc = parse_secs("gracetime", optarg, 0, 60, &o->grace_s, err, errlen); break;
-    case OPT_CLASSIC: o->classic = true; break;
-    case OPT_NO_RAW: cmd->no_raw = true; break;
-    case 'j': cmd->output = MD_OUT_JSON; break;
-    case 'p': cmd->output = MD_OUT_SPLIT; break;
-    case 'r': cmd->output = MD_OUT_REPORT; break;
-    case '4': cmd->family = AF_INET; break;
-    case '6': cmd->family = AF_INET6; break;
-    case 'h': cmd->help = true; return 0;
+    case 'n':
+      o->no_dns = true;
+      break;
+    case 'e':
+      cmd->show_mpls = true;
+      break;
+    case 'G':
+      rc = parse_secs("gracetime", optarg, 0, 60, &o->grace_s, err, errlen);
+      break;
+    case OPT_CLASSIC:
+      o->classic = true;
+      break;
+    case OPT_NO_RAW:
+      cmd->no_raw = true;
+      break;
+    case 'j':
+      cmd->output = MD_OUT_JSON;
+      break;
+    case 'p':
+      cmd->output = MD_OUT_SPLIT;
+      break;
+    case 'r':
+      cmd->output = MD_OUT_REPORT;
+      break;
+    case '4':
+      cmd->family = AF_INET;
+      break;
+    case '6':
+      cmd->family = AF_INET6;
+      break;
+    case 'h':
+      cmd->help = true;
+      return 0;
     case ':':
       snprintf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
       rc = -EINVAL;
@@ -217,6 +270,21 @@ static void on_done(md_trace *t, void *ud, int status) {
   uv_stop(rc->loop);
 }
 
+/* Once the probe sockets are open and the trace has started, the command
+ * needs no privilege at all: every capability goes, and no_new_privs is
+ * set, as mtr's mtr-packet drops its own. A root user stays uid 0 (what it
+ * reads and writes are its own files) but holds no capability while the
+ * replies from the network are parsed. */
+static int drop_privileges(char *err, size_t errlen) {
+  md_privdrop_plan p;
+  memset(&p, 0, sizeof p);
+  p.uid = geteuid();
+  p.gid = getegid();
+  p.stay_root = p.uid == 0;
+  p.quiet = true;
+  return md_privdrop_apply(&p, err, errlen);
+}
+
 int md_trace_cmd_run(md_trace_cmd *cmd) {
   char err[256] = "";
   uv_loop_t loop;
@@ -239,6 +307,17 @@ int md_trace_cmd_run(md_trace_cmd *cmd) {
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     return rc == -EINVAL ? 2 : 1;
+  }
+  rc = drop_privileges(err, sizeof err);
+  if (rc < 0) {
+    md_error("cannot drop privileges, not tracing: %s", err);
+    md_trace_cancel(t);
+    uv_run(&loop, UV_RUN_DEFAULT); /* until on_done */
+    md_trace_free(t);
+    md_prober_close(pr);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return 1;
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   const md_path *p = md_trace_path(t);

@@ -32,11 +32,14 @@ static void want_timestamps(int fd) {
 }
 
 /* A raw socket that only sends would otherwise queue every incoming packet
- * of its protocol; a filter that accepts nothing keeps its queue empty. */
+ * of its protocol; a filter that accepts nothing keeps its queue empty, and
+ * is locked so that nothing later in this process can take it off. */
 static void drop_all_input(int fd) {
   struct sock_filter code[] = {{BPF_RET | BPF_K, 0, 0, 0}};
   struct sock_fprog prog = {1, code};
-  setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+  int on = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) == 0)
+    setsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &on, sizeof on);
 }
 
 /* The ICMPv6 types a reply can be; neighbour discovery and the rest are

@@ -19,6 +19,8 @@
 #              else stays root with a warning, in both cases with no capabilities
 #   errors     --user of an unknown user, and a non-root agent asked to become another
 #              user: exit 2, nothing listens
+#   trace      `mtr-agent trace` run as root: while it probes (UDP, raw sockets) it is still
+#              uid 0 but CapEff/CapPrm 0 and NoNewPrivs 1, and its report reaches b
 #   stop       SIGTERM after all that: exit 0, "stopped"
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -276,6 +278,28 @@ else
     lab_fail "r1: no warning about root: $(cat "$LAB_TMP/agent-r1.err")"
   lab_log "no user mtr-agent here: root with no capabilities, and the warning"
 fi
+
+# ---- the trace command: no capability once its sockets are open
+lab_exec "$LAB_A" "$AGENT" trace "$LAB_B4" -n -u -c 20 -i 0.2 --gracetime 1 \
+  >"$LAB_TMP/trace.out" 2>"$LAB_TMP/trace.err" &
+TPID=$!
+TRACE_PID=
+for _ in $(seq 50); do
+  TRACE_PID=$(pgrep -f "^$AGENT trace $LAB_B4 -n -u -c 20" | head -1 || true)
+  [[ -n $TRACE_PID ]] && [[ $(pfield "$TRACE_PID" CapEff) == 0000000000000000 ]] && break
+  sleep 0.1
+done
+[[ -n $TRACE_PID ]] || lab_fail "trace: no process found"
+for f in CapEff CapPrm CapAmb; do
+  [[ $(pfield "$TRACE_PID" $f) == 0000000000000000 ]] ||
+    lab_fail "trace: $f $(pfield "$TRACE_PID" $f) while probing"
+done
+[[ $(pfield "$TRACE_PID" NoNewPrivs) == 1 ]] || lab_fail "trace: NoNewPrivs not set"
+[[ $(puids "$TRACE_PID") == "0 0 0 0" ]] || lab_fail "trace: uids $(puids "$TRACE_PID")"
+wait "$TPID" || lab_fail "trace: exit $?: $(cat "$LAB_TMP/trace.err")"
+grep -q "$LAB_B4" "$LAB_TMP/trace.out" || lab_fail "trace: $LAB_B4 not reached: $(cat "$LAB_TMP/trace.out")"
+[[ ! -s $LAB_TMP/trace.err ]] || lab_fail "trace: said something on stderr: $(cat "$LAB_TMP/trace.err")"
+lab_log "trace as root: uid 0, no capabilities, no_new_privs while probing; $LAB_B4 reached"
 
 # ---- clean stop after all of it
 for name in local cvm r1; do
