@@ -375,9 +375,10 @@ static int md__want_map(md__ctx *c, int v, bool allow_null) {
   return md__fail(c, nd->line, "expected a mapping, got %s", md__kind(nd));
 }
 
-/* The node is a list (null counts as an empty one). */
-static int md__want_seq(md__ctx *c, int v, const char *example) {
+/* The node is a list (null counts as an empty one); *n: how many items. */
+static int md__want_seq(md__ctx *c, int v, const char *example, size_t *n) {
   const md__node *nd = &c->nodes[v];
+  *n = nd->type == MD__SEQ ? nd->nchild : 0;
   if (nd->type == MD__SEQ || md__is_null(nd))
     return 0;
   return md__fail(c, nd->line, "expected a list, e.g. %s, got %s", example, md__kind(nd));
@@ -452,15 +453,66 @@ static int md__missing(md__ctx *c, int map, const char *key) {
   return rc;
 }
 
+/* Fills the value v of the key keys[which] of a mapping; arg: the struct. */
+typedef int md__field_fn(md__ctx *c, int which, int v, void *arg);
+
+#define MD__KEYS_MAX 16 /* keys of the largest mapping of the schema (policy: 10) */
+
+/* Every mapping of the schema is walked the same way: each key must be one of
+ * keys[0..n-1] and appear once; its value goes to field() with the key on the
+ * path; the first `required` keys must be there. Stops at the first error. */
+static int md__each_field(md__ctx *c, int map, const char *const *keys, size_t n, size_t required,
+                          md__field_fn *field, void *arg) {
+  int seen[MD__KEYS_MAX] = {0}, rc = 0;
+  if (n > MD__KEYS_MAX)
+    return -EINVAL; /* a schema table larger than seen[]: a programming error */
+  for (int k = c->nodes[map].first; rc == 0 && k >= 0; k = md__next_pair(c, k)) {
+    int v = c->nodes[k].next, which = md__key(c, k, keys, n, seen);
+    if (which < 0)
+      return which;
+    size_t old = md__push(c, keys[which], strlen(keys[which]));
+    rc = field(c, which, v, arg);
+    md__pop(c, old);
+  }
+  for (size_t i = 0; rc == 0 && i < required; i++)
+    if (!seen[i])
+      rc = md__missing(c, map, keys[i]);
+  return rc;
+}
+
+/* Fills item i (node it) of a list; arg: the struct. */
+typedef int md__item_fn(md__ctx *c, int it, size_t i, void *arg);
+
+/* Every list of the schema is walked the same way: each item goes to item()
+ * with "[i]" on the path, until the first error; *count follows the items
+ * filled, so the _free functions release exactly those. */
+static int md__each_item(md__ctx *c, int v, md__item_fn *item, void *arg, size_t *count) {
+  size_t i = 0;
+  int rc = 0;
+  for (int it = c->nodes[v].first; rc == 0 && it >= 0; it = c->nodes[it].next, i++) {
+    size_t old = md__push_index(c, i);
+    rc = item(c, it, i, arg);
+    md__pop(c, old);
+    if (rc == 0)
+      *count = i + 1;
+  }
+  return rc;
+}
+
 /* --- Scalar values ------------------------------------------------------- */
+
+/* A copy of s into *out; running out of memory is a message like any error. */
+static int md__strdup(md__ctx *c, const char *s, char **out) {
+  *out = strdup(s);
+  return *out ? 0 : md__nomem(c);
+}
 
 /* A copy of a non-empty string value. */
 static int md__get_str(md__ctx *c, int v, const char *what, char **out) {
   int rc = md__want_scalar(c, v, what);
   if (rc != 0)
     return rc;
-  *out = strdup(c->nodes[v].value);
-  return *out ? 0 : md__nomem(c);
+  return md__strdup(c, c->nodes[v].value, out);
 }
 
 /* Agent names: short, and safe in a file name or on a command line. */
@@ -482,8 +534,7 @@ static int md__get_name(md__ctx *c, int v, char **out) {
     return rc;
   if (!md__name_ok(c->nodes[v].value))
     return md__bad(c, v, "not a valid name (1-64 of A-Z a-z 0-9 . _ -)");
-  *out = strdup(c->nodes[v].value);
-  return *out ? 0 : md__nomem(c);
+  return md__strdup(c, c->nodes[v].value, out);
 }
 
 /* A certificate name (tls_name, allowed_controllers): printable ASCII, no
@@ -498,8 +549,7 @@ static int md__get_certname(md__ctx *c, int v, char **out) {
   for (size_t i = 0; i < nd->len; i++)
     if ((unsigned char)nd->value[i] <= 0x20 || (unsigned char)nd->value[i] >= 0x7f)
       return md__bad(c, v, "not a valid certificate name (printable ASCII, no spaces)");
-  *out = strdup(nd->value);
-  return *out ? 0 : md__nomem(c);
+  return md__strdup(c, nd->value, out);
 }
 
 /* A whole number in [min, max]. Decimal only; "10" quoted is accepted too. */
@@ -968,60 +1018,125 @@ static void md__end(md__ctx *c) {
   c->n = c->cap = 0;
 }
 
-/* --- mtr-agent ----------------------------------------------------------- */
+/* What tells the two programs' files apart, for md__parse and md__load. */
+typedef struct md__program {
+  size_t size;                        /* of its configuration struct */
+  int (*root)(md__ctx *c, void *cfg); /* fills the struct from the tree, path last */
+  void (*release)(void *cfg);         /* frees what the struct holds (its _free) */
+  const char *const *foreign;         /* top-level keys of the other program's file */
+  const char *foreign_hint;           /* what to say when one of them shows up */
+} md__program;
 
-/* A list of certificate names. */
-static int md__get_certnames(md__ctx *c, int v, char ***out, size_t *count) {
-  int rc = md__want_seq(c, v, "[ops]");
+/* Both programs parse alike: the tree, then the walk from its root; on error
+ * cfg is left zeroed. absolute: make the base directory absolute. */
+static int md__parse(const md__program *prog, const char *text, size_t len, const char *name,
+                     bool absolute, void *cfg, char *err, size_t errlen) {
+  md__ctx c;
+  if (!cfg)
+    return -EINVAL;
+  memset(cfg, 0, prog->size);
+  int rc = md__begin(&c, text, len, name, absolute, err, errlen);
+  c.foreign = prog->foreign;
+  c.foreign_hint = prog->foreign_hint;
+  if (rc == 0)
+    rc = prog->root(&c, cfg);
+  md__end(&c);
+  if (rc != 0)
+    prog->release(cfg);
+  return rc;
+}
+
+/* Both programs load alike: read the file, parse it with paths made absolute. */
+static int md__load(const md__program *prog, const char *path, void *cfg, char *err,
+                    size_t errlen) {
+  char *text = NULL, dummy[1];
+  size_t len = 0;
+  if (!path || !cfg)
+    return -EINVAL;
+  memset(cfg, 0, prog->size);
+  int rc = md__read_file(path, &text, &len, err ? err : dummy, err ? errlen : 0);
   if (rc != 0)
     return rc;
-  size_t n = c->nodes[v].type == MD__SEQ ? c->nodes[v].nchild : 0, i = 0;
-  if (n == 0)
-    return 0;
-  *out = calloc(n, sizeof **out);
-  if (!*out)
-    return md__nomem(c);
-  for (int it = c->nodes[v].first; it >= 0; it = c->nodes[it].next, i++) {
-    size_t old = md__push_index(c, i);
-    rc = md__get_certname(c, it, &(*out)[i]);
-    md__pop(c, old);
-    if (rc != 0)
+  rc = md__parse(prog, text, len, path, true, cfg, err, errlen);
+  free(text);
+  return rc;
+}
+
+/* --- mtr-agent ----------------------------------------------------------- */
+
+/* One of tls.allowed_controllers. */
+static int md__agent_controller(md__ctx *c, int it, size_t i, void *arg) {
+  md_agent_config *cfg = arg;
+  return md__get_certname(c, it, &cfg->tls.allowed_controllers[i]);
+}
+
+/* One value of tls: { cert, key, ca, allowed_controllers } of the agent. */
+static int md__agent_tls_field(md__ctx *c, int which, int v, void *arg) {
+  md_agent_config *cfg = arg;
+  size_t n = 0;
+  int rc;
+  switch (which) {
+  case 0:
+    return md__get_path(c, v, &cfg->tls.cert);
+  case 1:
+    return md__get_path(c, v, &cfg->tls.key);
+  case 2:
+    return md__get_path(c, v, &cfg->tls.ca);
+  default:
+    if ((rc = md__want_seq(c, v, "[ops]", &n)) != 0 || n == 0)
       return rc;
-    *count = i + 1;
+    cfg->tls.allowed_controllers = calloc(n, sizeof *cfg->tls.allowed_controllers);
+    if (!cfg->tls.allowed_controllers)
+      return md__nomem(c);
+    return md__each_item(c, v, md__agent_controller, cfg, &cfg->tls.n_allowed_controllers);
   }
-  return 0;
 }
 
 /* tls: { cert, key, ca, allowed_controllers } of the agent. */
 static int md__agent_tls(md__ctx *c, int map, md_agent_config *cfg) {
   static const char *const keys[] = {"cert", "key", "ca", "allowed_controllers"};
-  int seen[4] = {0};
   int rc = md__want_map(c, map, false);
-  for (int k = c->nodes[map].first; rc == 0 && k >= 0; k = md__next_pair(c, k)) {
-    int v = c->nodes[k].next, which = md__key(c, k, keys, 4, seen);
-    if (which < 0)
-      return which;
-    size_t old = md__push(c, keys[which], strlen(keys[which]));
-    switch (which) {
-    case 0:
-      rc = md__get_path(c, v, &cfg->tls.cert);
-      break;
-    case 1:
-      rc = md__get_path(c, v, &cfg->tls.key);
-      break;
-    case 2:
-      rc = md__get_path(c, v, &cfg->tls.ca);
-      break;
-    default:
-      rc = md__get_certnames(c, v, &cfg->tls.allowed_controllers, &cfg->tls.n_allowed_controllers);
-      break;
-    }
-    md__pop(c, old);
+  return rc != 0 ? rc : md__each_field(c, map, keys, 4, 3, md__agent_tls_field, cfg);
+}
+
+/* One of policy.allow_targets. */
+static int md__agent_target(md__ctx *c, int it, size_t i, void *arg) {
+  md_agent_config *cfg = arg;
+  return md__get_cidr(c, it, &cfg->policy.allow_targets[i]);
+}
+
+/* One value of policy. */
+static int md__agent_policy_field(md__ctx *c, int which, int v, void *arg) {
+  md_agent_config *cfg = arg;
+  size_t n = 0;
+  int rc;
+  switch (which) {
+  case 0:
+    if ((rc = md__want_seq(c, v, "[\"198.51.100.10/32\"]", &n)) != 0 || n == 0)
+      return rc;
+    cfg->policy.allow_targets = calloc(n, sizeof *cfg->policy.allow_targets);
+    if (!cfg->policy.allow_targets)
+      return md__nomem(c);
+    return md__each_item(c, v, md__agent_target, cfg, &cfg->policy.n_allow_targets);
+  case 1:
+    return md__get_uint(c, v, 1, 1024, &cfg->policy.max_concurrent_runs);
+  case 2:
+    return md__get_uint(c, v, 1, 1000000, &cfg->policy.max_probes_per_second);
+  case 3:
+    return md__get_secs(c, v, 0, false, 3600, &cfg->policy.min_interval);
+  case 4:
+    return md__get_uint(c, v, 1, 1000000, &cfg->policy.max_cycles);
+  case 5:
+    return md__get_uint(c, v, 1, 65535, &cfg->policy.max_psize);
+  case 6:
+    return md__get_uint(c, v, 1, 255, &cfg->policy.max_ttl);
+  case 7:
+    return md__get_uint(c, v, 1, 65535, &cfg->policy.max_connections);
+  case 8:
+    return md__get_secs(c, v, 0, true, 3600, &cfg->policy.handshake_timeout);
+  default:
+    return md__get_secs(c, v, 0, true, 7 * 86400, &cfg->policy.idle_timeout);
   }
-  for (int i = 0; rc == 0 && i < 3; i++)
-    if (!seen[i])
-      rc = md__missing(c, map, keys[i]);
-  return rc;
 }
 
 /* policy: what controllers may make this agent do. */
@@ -1031,105 +1146,47 @@ static int md__agent_policy(md__ctx *c, int map, md_agent_config *cfg) {
       "min_interval",  "max_cycles",          "max_psize",
       "max_ttl",       "max_connections",     "handshake_timeout",
       "idle_timeout"};
-  int seen[10] = {0};
   int rc = md__want_map(c, map, true);
-  if (rc != 0 || c->nodes[map].type != MD__MAP)
-    return rc;
-  for (int k = c->nodes[map].first; rc == 0 && k >= 0; k = md__next_pair(c, k)) {
-    int v = c->nodes[k].next, which = md__key(c, k, keys, 10, seen);
-    if (which < 0)
-      return which;
-    size_t old = md__push(c, keys[which], strlen(keys[which]));
-    switch (which) {
-    case 0: {
-      if ((rc = md__want_seq(c, v, "[\"198.51.100.10/32\"]")) != 0)
-        break;
-      size_t n = c->nodes[v].type == MD__SEQ ? c->nodes[v].nchild : 0, i = 0;
-      if (n == 0)
-        break;
-      cfg->policy.allow_targets = calloc(n, sizeof *cfg->policy.allow_targets);
-      if (!cfg->policy.allow_targets) {
-        rc = md__nomem(c);
-        break;
-      }
-      for (int it = c->nodes[v].first; rc == 0 && it >= 0; it = c->nodes[it].next, i++) {
-        size_t o2 = md__push_index(c, i);
-        rc = md__get_cidr(c, it, &cfg->policy.allow_targets[i]);
-        md__pop(c, o2);
-        if (rc == 0)
-          cfg->policy.n_allow_targets = i + 1;
-      }
-      break;
-    }
-    case 1:
-      rc = md__get_uint(c, v, 1, 1024, &cfg->policy.max_concurrent_runs);
-      break;
-    case 2:
-      rc = md__get_uint(c, v, 1, 1000000, &cfg->policy.max_probes_per_second);
-      break;
-    case 3:
-      rc = md__get_secs(c, v, 0, false, 3600, &cfg->policy.min_interval);
-      break;
-    case 4:
-      rc = md__get_uint(c, v, 1, 1000000, &cfg->policy.max_cycles);
-      break;
-    case 5:
-      rc = md__get_uint(c, v, 1, 65535, &cfg->policy.max_psize);
-      break;
-    case 6:
-      rc = md__get_uint(c, v, 1, 255, &cfg->policy.max_ttl);
-      break;
-    case 7:
-      rc = md__get_uint(c, v, 1, 65535, &cfg->policy.max_connections);
-      break;
-    case 8:
-      rc = md__get_secs(c, v, 0, true, 3600, &cfg->policy.handshake_timeout);
-      break;
-    default:
-      rc = md__get_secs(c, v, 0, true, 7 * 86400, &cfg->policy.idle_timeout);
-      break;
-    }
-    md__pop(c, old);
+  return rc != 0 ? rc : md__each_field(c, map, keys, 10, 0, md__agent_policy_field, cfg);
+}
+
+/* One listen address: numeric, and not listed twice. */
+static int md__agent_listen_item(md__ctx *c, int it, size_t i, void *arg) {
+  md_agent_config *cfg = arg;
+  md_listen *l = &cfg->listen[i];
+  char *host = NULL;
+  uint16_t port = 0;
+  bool had_port = false, numeric = false;
+  int rc;
+  if ((rc = md__want_scalar(c, it, "an address:port")) == 0 &&
+      (rc = md__hostport(c, it, &host, &port, &had_port, &l->addr, &numeric)) == 0) {
+    if (!numeric)
+      rc = md__bad(c, it, "a listen address must be a numeric IP address");
+    else if (had_port && md_addr_parse_hostport(c->nodes[it].value, &l->addr) != 0)
+      rc = md__bad(c, it, "not an address:port");
+    for (size_t j = 0; rc == 0 && j < i; j++)
+      if (md_addr_equal(&cfg->listen[j].addr, &l->addr) &&
+          md_addr_port(&cfg->listen[j].addr) == md_addr_port(&l->addr))
+        rc = md__bad(c, it, "listed twice");
+    if (rc == 0)
+      rc = md__strdup(c, c->nodes[it].value, &l->text);
   }
+  free(host);
   return rc;
 }
 
 /* listen: ["0.0.0.0:7447", "[::]:7447"]: numeric addresses only. */
 static int md__agent_listen(md__ctx *c, int v, md_agent_config *cfg) {
-  int rc = md__want_seq(c, v, "[\"0.0.0.0:7447\", \"[::]:7447\"]");
+  size_t n = 0;
+  int rc = md__want_seq(c, v, "[\"0.0.0.0:7447\", \"[::]:7447\"]", &n);
   if (rc != 0)
     return rc;
-  size_t n = c->nodes[v].type == MD__SEQ ? c->nodes[v].nchild : 0, i = 0;
   if (n == 0)
     return md__fail(c, c->nodes[v].line, "at least one listen address is required");
   cfg->listen = calloc(n, sizeof *cfg->listen);
   if (!cfg->listen)
     return md__nomem(c);
-  for (int it = c->nodes[v].first; rc == 0 && it >= 0; it = c->nodes[it].next, i++) {
-    size_t old = md__push_index(c, i);
-    md_listen *l = &cfg->listen[i];
-    char *host = NULL;
-    uint16_t port = 0;
-    bool had_port = false, numeric = false;
-    if ((rc = md__want_scalar(c, it, "an address:port")) == 0 &&
-        (rc = md__hostport(c, it, &host, &port, &had_port, &l->addr, &numeric)) == 0) {
-      if (!numeric)
-        rc = md__bad(c, it, "a listen address must be a numeric IP address");
-      else if (had_port && md_addr_parse_hostport(c->nodes[it].value, &l->addr) != 0)
-        rc = md__bad(c, it, "not an address:port");
-      for (size_t j = 0; rc == 0 && j < i; j++)
-        if (md_addr_equal(&cfg->listen[j].addr, &l->addr) &&
-            md_addr_port(&cfg->listen[j].addr) == md_addr_port(&l->addr))
-          rc = md__bad(c, it, "listed twice");
-      if (rc == 0 && !(l->text = strdup(c->nodes[it].value)))
-        rc = md__nomem(c);
-      if (rc == 0)
-        cfg->n_listen = i + 1;
-    }
-    free(host);
-    md__pop(c, old);
-  }
-  return rc;
+  return md__each_item(c, v, md__agent_listen_item, cfg, &cfg->n_listen);
 }
 
 /* Defaults the file may leave out. */
@@ -1145,81 +1202,54 @@ static void md__agent_defaults(md_agent_config *cfg) {
   cfg->policy.idle_timeout = 300;
 }
 
-/* The top level of the agent's file. */
-static int md__agent_root(md__ctx *c, md_agent_config *cfg) {
-  static const char *const keys[] = {"name", "listen", "tls", "policy", "user"};
-  int seen[5] = {0}, root = c->root, rc = 0;
-  md__agent_defaults(cfg);
-  for (int k = c->nodes[root].first; rc == 0 && k >= 0; k = md__next_pair(c, k)) {
-    int v = c->nodes[k].next, which = md__key(c, k, keys, 5, seen);
-    if (which < 0)
-      return which;
-    size_t old = md__push(c, keys[which], strlen(keys[which]));
-    switch (which) {
-    case 0:
-      rc = md__get_name(c, v, &cfg->name);
-      break;
-    case 1:
-      rc = md__agent_listen(c, v, cfg);
-      break;
-    case 2:
-      rc = md__agent_tls(c, v, cfg);
-      break;
-    case 3:
-      rc = md__agent_policy(c, v, cfg);
-      break;
-    default:
-      rc = md__get_name(c, v, &cfg->user); /* a user name: the same characters */
-      break;
-    }
-    md__pop(c, old);
+/* One value of the top level of the agent's file. */
+static int md__agent_root_field(md__ctx *c, int which, int v, void *arg) {
+  md_agent_config *cfg = arg;
+  switch (which) {
+  case 0:
+    return md__get_name(c, v, &cfg->name);
+  case 1:
+    return md__agent_listen(c, v, cfg);
+  case 2:
+    return md__agent_tls(c, v, cfg);
+  case 3:
+    return md__agent_policy(c, v, cfg);
+  default:
+    return md__get_name(c, v, &cfg->user); /* a user name: the same characters */
   }
-  for (int i = 0; rc == 0 && i < 3; i++)
-    if (!seen[i])
-      rc = md__missing(c, root, keys[i]);
-  return rc;
 }
 
-/* Parse text as the agent's file; absolute: make the base directory absolute. */
-static int md__agent_parse(const char *text, size_t len, const char *name, bool absolute,
-                           md_agent_config *cfg, char *err, size_t errlen) {
-  md__ctx c;
-  if (!cfg)
-    return -EINVAL;
-  memset(cfg, 0, sizeof *cfg);
-  static const char *const ctl_keys[] = {"agents", "history", "defaults", "timeout", NULL};
-  int rc = md__begin(&c, text, len, name, absolute, err, errlen);
-  c.foreign = ctl_keys;
-  c.foreign_hint = "this looks like mtrctl's configuration, not mtr-agent's";
-  if (rc == 0)
-    rc = md__agent_root(&c, cfg);
-  if (rc == 0 && !(cfg->path = strdup(c.file)))
-    rc = md__nomem(&c);
-  md__end(&c);
-  if (rc != 0)
-    md_agent_config_free(cfg);
-  return rc;
+/* The top level of the agent's file (md__program.root). */
+static int md__agent_root(md__ctx *c, void *arg) {
+  static const char *const keys[] = {"name", "listen", "tls", "policy", "user"};
+  md_agent_config *cfg = arg;
+  md__agent_defaults(cfg);
+  int rc = md__each_field(c, c->root, keys, 5, 3, md__agent_root_field, cfg);
+  return rc != 0 ? rc : md__strdup(c, c->file, &cfg->path);
 }
+
+/* md_agent_config_free for md__program.release. */
+static void md__agent_release(void *cfg) {
+  md_agent_config_free(cfg);
+}
+
+/* mtrctl's top-level keys, to say so when one shows up in the agent's file. */
+static const char *const md__ctl_keys[] = {"agents", "history", "defaults", "timeout", NULL};
+
+/* The agent's file. */
+static const md__program md__agent = {sizeof(md_agent_config), md__agent_root, md__agent_release,
+                                      md__ctl_keys,
+                                      "this looks like mtrctl's configuration, not mtr-agent's"};
 
 /* Text (tests, the fuzzer) into an agent configuration. */
 int md_agent_config_parse_string(const char *text, size_t len, const char *name,
                                  md_agent_config *cfg, char *err, size_t errlen) {
-  return md__agent_parse(text, len, name, false, cfg, err, errlen);
+  return md__parse(&md__agent, text, len, name, false, cfg, err, errlen);
 }
 
 /* The agent's file into an agent configuration. */
 int md_agent_config_load(const char *path, md_agent_config *cfg, char *err, size_t errlen) {
-  char *text = NULL, dummy[1];
-  size_t len = 0;
-  if (!path || !cfg)
-    return -EINVAL;
-  memset(cfg, 0, sizeof *cfg);
-  int rc = md__read_file(path, &text, &len, err ? err : dummy, err ? errlen : 0);
-  if (rc != 0)
-    return rc;
-  rc = md__agent_parse(text, len, path, true, cfg, err, errlen);
-  free(text);
-  return rc;
+  return md__load(&md__agent, path, cfg, err, errlen);
 }
 
 /* Everything an agent configuration holds. */
@@ -1244,26 +1274,20 @@ void md_agent_config_free(md_agent_config *cfg) {
 
 /* --- mtrctl -------------------------------------------------------------- */
 
-/* tls: { cert, key, ca } of the controller. */
-static int md__ctl_tls(md__ctx *c, int map, md_ctl_config *cfg) {
-  static const char *const keys[] = {"cert", "key", "ca"};
-  int seen[3] = {0};
-  int rc = md__want_map(c, map, false);
-  for (int k = c->nodes[map].first; rc == 0 && k >= 0; k = md__next_pair(c, k)) {
-    int v = c->nodes[k].next, which = md__key(c, k, keys, 3, seen);
-    if (which < 0)
-      return which;
-    size_t old = md__push(c, keys[which], strlen(keys[which]));
-    rc = md__get_path(c, v,
+/* One value of tls: { cert, key, ca } of the controller. */
+static int md__ctl_tls_field(md__ctx *c, int which, int v, void *arg) {
+  md_ctl_config *cfg = arg;
+  return md__get_path(c, v,
                       which == 0   ? &cfg->tls.cert
                       : which == 1 ? &cfg->tls.key
                                    : &cfg->tls.ca);
-    md__pop(c, old);
-  }
-  for (int i = 0; rc == 0 && i < 3; i++)
-    if (!seen[i])
-      rc = md__missing(c, map, keys[i]);
-  return rc;
+}
+
+/* tls: { cert, key, ca } of the controller. */
+static int md__ctl_tls(md__ctx *c, int map, md_ctl_config *cfg) {
+  static const char *const keys[] = {"cert", "key", "ca"};
+  int rc = md__want_map(c, map, false);
+  return rc != 0 ? rc : md__each_field(c, map, keys, 3, 3, md__ctl_tls_field, cfg);
 }
 
 /* A host value (probe_address, defaults.reference): an IP address or a DNS
@@ -1290,51 +1314,47 @@ static int md__get_host(md__ctx *c, int v, char **out, md_addr *addr, bool *nume
   return 0;
 }
 
+/* One value of an agent of the inventory. */
+static int md__ctl_agent_field(md__ctx *c, int which, int v, void *arg) {
+  md_ctl_agent *a = arg;
+  bool had_port = false;
+  int rc;
+  switch (which) {
+  case 0:
+    if ((rc = md__get_str(c, v, "host:port", &a->address)) != 0)
+      return rc;
+    return md__hostport(c, v, &a->host, &a->port, &had_port, &a->addr, &a->has_addr);
+  case 1:
+    rc = md__get_host(c, v, &a->probe_address, &a->probe_addr, &a->has_probe_addr);
+    if (rc == 0 && a->has_probe_addr)
+      md_addr_set_port(&a->probe_addr, 0);
+    return rc;
+  case 2:
+    return md__get_certname(c, v, &a->tls_name);
+  default:
+    if ((rc = md__get_str(c, v, "a base64 SHA-256", &a->pin_sha256)) != 0)
+      return rc;
+    if (md__b64_sha256(a->pin_sha256, a->pin) != 0)
+      return md__bad(c, v,
+                     "not a base64 SHA-256 of the agent's public key (44 characters, e.g. "
+                     "from `openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | "
+                     "openssl dgst -sha256 -binary | base64`)");
+    a->has_pin = true;
+    return 0;
+  }
+}
+
 /* One agent of the inventory: agents.NAME: { address, ... }. */
 static int md__ctl_agent(md__ctx *c, int k, int map, md_ctl_agent *a) {
   static const char *const keys[] = {"address", "probe_address", "tls_name", "pin_sha256"};
-  int seen[4] = {0};
-  bool had_port = false;
   int rc = md__get_name(c, k, &a->name);
   a->line = c->nodes[k].line;
   if (rc == 0 && md__is_null(&c->nodes[map]))
     return md__missing(c, map, "address");
   if (rc == 0)
     rc = md__want_map(c, map, false);
-  for (int kk = c->nodes[map].first; rc == 0 && kk >= 0; kk = md__next_pair(c, kk)) {
-    int v = c->nodes[kk].next, which = md__key(c, kk, keys, 4, seen);
-    if (which < 0)
-      return which;
-    size_t old = md__push(c, keys[which], strlen(keys[which]));
-    switch (which) {
-    case 0:
-      if ((rc = md__get_str(c, v, "host:port", &a->address)) == 0)
-        rc = md__hostport(c, v, &a->host, &a->port, &had_port, &a->addr, &a->has_addr);
-      break;
-    case 1:
-      rc = md__get_host(c, v, &a->probe_address, &a->probe_addr, &a->has_probe_addr);
-      if (rc == 0 && a->has_probe_addr)
-        md_addr_set_port(&a->probe_addr, 0);
-      break;
-    case 2:
-      rc = md__get_certname(c, v, &a->tls_name);
-      break;
-    default:
-      if ((rc = md__get_str(c, v, "a base64 SHA-256", &a->pin_sha256)) != 0)
-        break;
-      if (md__b64_sha256(a->pin_sha256, a->pin) != 0)
-        rc = md__bad(c, v,
-                     "not a base64 SHA-256 of the agent's public key (44 characters, e.g. "
-                     "from `openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | "
-                     "openssl dgst -sha256 -binary | base64`)");
-      else
-        a->has_pin = true;
-      break;
-    }
-    md__pop(c, old);
-  }
-  if (rc == 0 && !seen[0])
-    rc = md__missing(c, map, "address");
+  if (rc == 0)
+    rc = md__each_field(c, map, keys, 4, 1, md__ctl_agent_field, a);
   if (rc == 0 && !a->probe_address) {
     if (!(a->probe_address = strdup(a->host)))
       return md__nomem(c);
@@ -1344,8 +1364,8 @@ static int md__ctl_agent(md__ctx *c, int k, int map, md_ctl_agent *a) {
       md_addr_set_port(&a->probe_addr, 0);
     }
   }
-  if (rc == 0 && !a->tls_name && !(a->tls_name = strdup(a->name)))
-    return md__nomem(c);
+  if (rc == 0 && !a->tls_name)
+    rc = md__strdup(c, a->name, &a->tls_name);
   return rc;
 }
 
@@ -1378,98 +1398,77 @@ static int md__ctl_agents(md__ctx *c, int map, md_ctl_config *cfg) {
   return rc;
 }
 
+/* One value of defaults. */
+static int md__ctl_defaults_field(md__ctx *c, int which, int v, void *arg) {
+  static const char *const protos[] = {"icmp", "udp", "tcp"};
+  md_ctl_config *cfg = arg;
+  md_addr a;
+  bool numeric = false;
+  size_t p = 0;
+  int rc;
+  switch (which) {
+  case 0:
+    if ((rc = md__want_scalar(c, v, "icmp, udp or tcp")) != 0)
+      return rc;
+    while (p < 3 && strcasecmp(c->nodes[v].value, protos[p]) != 0)
+      p++;
+    if (p == 3)
+      return md__bad(c, v, "unknown protocol (icmp, udp or tcp)");
+    snprintf(cfg->defaults.protocol, sizeof cfg->defaults.protocol, "%s", protos[p]);
+    return 0;
+  case 1:
+    return md__get_uint(c, v, 1, 1000000, &cfg->defaults.cycles);
+  case 2:
+    return md__get_secs(c, v, 0, true, 3600, &cfg->defaults.interval);
+  case 3:
+    return md__get_uint(c, v, 1, 65535, &cfg->defaults.psize);
+  case 4:
+    return md__get_uint(c, v, 1, 255, &cfg->defaults.max_ttl);
+  default:
+    return md__get_host(c, v, &cfg->defaults.reference, &a, &numeric);
+  }
+}
+
 /* defaults: what `diagnose` uses when the command line does not say. */
 static int md__ctl_defaults(md__ctx *c, int map, md_ctl_config *cfg) {
   static const char *const keys[] = {"protocol", "cycles",  "interval",
                                      "psize",    "max_ttl", "reference"};
-  int seen[6] = {0};
   int rc = md__want_map(c, map, true);
-  if (rc != 0 || c->nodes[map].type != MD__MAP)
-    return rc;
-  for (int k = c->nodes[map].first; rc == 0 && k >= 0; k = md__next_pair(c, k)) {
-    int v = c->nodes[k].next, which = md__key(c, k, keys, 6, seen);
-    if (which < 0)
-      return which;
-    size_t old = md__push(c, keys[which], strlen(keys[which]));
-    switch (which) {
-    case 0: {
-      static const char *const protos[] = {"icmp", "udp", "tcp"};
-      if ((rc = md__want_scalar(c, v, "icmp, udp or tcp")) != 0)
-        break;
-      size_t p = 0;
-      while (p < 3 && strcasecmp(c->nodes[v].value, protos[p]) != 0)
-        p++;
-      if (p == 3)
-        rc = md__bad(c, v, "unknown protocol (icmp, udp or tcp)");
-      else
-        snprintf(cfg->defaults.protocol, sizeof cfg->defaults.protocol, "%s", protos[p]);
-      break;
-    }
-    case 1:
-      rc = md__get_uint(c, v, 1, 1000000, &cfg->defaults.cycles);
-      break;
-    case 2:
-      rc = md__get_secs(c, v, 0, true, 3600, &cfg->defaults.interval);
-      break;
-    case 3:
-      rc = md__get_uint(c, v, 1, 65535, &cfg->defaults.psize);
-      break;
-    case 4:
-      rc = md__get_uint(c, v, 1, 255, &cfg->defaults.max_ttl);
-      break;
-    default: {
-      md_addr a;
-      bool numeric = false;
-      rc = md__get_host(c, v, &cfg->defaults.reference, &a, &numeric);
-      break;
-    }
-    }
-    md__pop(c, old);
-  }
-  return rc;
+  return rc != 0 ? rc : md__each_field(c, map, keys, 6, 0, md__ctl_defaults_field, cfg);
 }
 
-/* The top level of the controller's file. */
-static int md__ctl_root(md__ctx *c, md_ctl_config *cfg) {
+/* One value of the top level of the controller's file. */
+static int md__ctl_root_field(md__ctx *c, int which, int v, void *arg) {
+  md_ctl_config *cfg = arg;
+  switch (which) {
+  case 0:
+    return md__ctl_tls(c, v, cfg);
+  case 1:
+    return md__ctl_agents(c, v, cfg);
+  case 2:
+    return md__get_path(c, v, &cfg->history);
+  case 3:
+    return md__ctl_defaults(c, v, cfg);
+  default:
+    return md__get_secs(c, v, 0, true, 7 * 86400, &cfg->timeout);
+  }
+}
+
+/* The top level of the controller's file (md__program.root). */
+static int md__ctl_root(md__ctx *c, void *arg) {
   static const char *const keys[] = {"tls", "agents", "history", "defaults", "timeout"};
-  int seen[5] = {0}, root = c->root, rc = 0;
+  md_ctl_config *cfg = arg;
   snprintf(cfg->defaults.protocol, sizeof cfg->defaults.protocol, "icmp");
   cfg->defaults.cycles = 10;
   cfg->defaults.interval = 1.0;
   cfg->defaults.psize = 64;
   cfg->defaults.max_ttl = 30;
-  for (int k = c->nodes[root].first; rc == 0 && k >= 0; k = md__next_pair(c, k)) {
-    int v = c->nodes[k].next, which = md__key(c, k, keys, 5, seen);
-    if (which < 0)
-      return which;
-    size_t old = md__push(c, keys[which], strlen(keys[which]));
-    switch (which) {
-    case 0:
-      rc = md__ctl_tls(c, v, cfg);
-      break;
-    case 1:
-      rc = md__ctl_agents(c, v, cfg);
-      break;
-    case 2:
-      rc = md__get_path(c, v, &cfg->history);
-      break;
-    case 3:
-      rc = md__ctl_defaults(c, v, cfg);
-      break;
-    default:
-      rc = md__get_secs(c, v, 0, true, 7 * 86400, &cfg->timeout);
-      break;
-    }
-    md__pop(c, old);
-  }
-  for (int i = 0; rc == 0 && i < 2; i++)
-    if (!seen[i])
-      rc = md__missing(c, root, keys[i]);
+  int rc = md__each_field(c, c->root, keys, 5, 2, md__ctl_root_field, cfg);
   if (rc == 0 && !cfg->history) {
     char *home = md__home();
     if (!home) {
       size_t old = md__push(c, "history", 7);
-      rc = md__fail(c, c->nodes[root].line,
+      rc = md__fail(c, c->nodes[c->root].line,
                     "no home directory for the default ~/.local/share/mtrctl/history.db; "
                     "set $HOME or give a path");
       md__pop(c, old);
@@ -1480,49 +1479,31 @@ static int md__ctl_root(md__ctx *c, md_ctl_config *cfg) {
     if (!cfg->history)
       rc = md__nomem(c);
   }
-  return rc;
+  return rc != 0 ? rc : md__strdup(c, c->file, &cfg->path);
 }
 
-/* Parse text as the controller's file. */
-static int md__ctl_parse(const char *text, size_t len, const char *name, bool absolute,
-                         md_ctl_config *cfg, char *err, size_t errlen) {
-  md__ctx c;
-  if (!cfg)
-    return -EINVAL;
-  memset(cfg, 0, sizeof *cfg);
-  static const char *const agent_keys[] = {"name", "listen", "policy", NULL};
-  int rc = md__begin(&c, text, len, name, absolute, err, errlen);
-  c.foreign = agent_keys;
-  c.foreign_hint = "this looks like mtr-agent's configuration, not mtrctl's";
-  if (rc == 0)
-    rc = md__ctl_root(&c, cfg);
-  if (rc == 0 && !(cfg->path = strdup(c.file)))
-    rc = md__nomem(&c);
-  md__end(&c);
-  if (rc != 0)
-    md_ctl_config_free(cfg);
-  return rc;
+/* md_ctl_config_free for md__program.release. */
+static void md__ctl_release(void *cfg) {
+  md_ctl_config_free(cfg);
 }
+
+/* mtr-agent's top-level keys, to say so when one shows up in the controller's file. */
+static const char *const md__agent_keys[] = {"name", "listen", "policy", NULL};
+
+/* The controller's file. */
+static const md__program md__ctl = {sizeof(md_ctl_config), md__ctl_root, md__ctl_release,
+                                    md__agent_keys,
+                                    "this looks like mtr-agent's configuration, not mtrctl's"};
 
 /* Text (tests, the fuzzer) into a controller configuration. */
 int md_ctl_config_parse_string(const char *text, size_t len, const char *name, md_ctl_config *cfg,
                                char *err, size_t errlen) {
-  return md__ctl_parse(text, len, name, false, cfg, err, errlen);
+  return md__parse(&md__ctl, text, len, name, false, cfg, err, errlen);
 }
 
 /* The controller's file into a controller configuration. */
 int md_ctl_config_load(const char *path, md_ctl_config *cfg, char *err, size_t errlen) {
-  char *text = NULL, dummy[1];
-  size_t len = 0;
-  if (!path || !cfg)
-    return -EINVAL;
-  memset(cfg, 0, sizeof *cfg);
-  int rc = md__read_file(path, &text, &len, err ? err : dummy, err ? errlen : 0);
-  if (rc != 0)
-    return rc;
-  rc = md__ctl_parse(text, len, path, true, cfg, err, errlen);
-  free(text);
-  return rc;
+  return md__load(&md__ctl, path, cfg, err, errlen);
 }
 
 /* Everything a controller configuration holds. */

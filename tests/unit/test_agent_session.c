@@ -21,17 +21,15 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent_fixture.h"
 #include "daemon.h"
 #include "md_chan.h"
 #include "md_frame.h"
@@ -40,55 +38,15 @@
 #include "md_tls.h"
 #include "md_wire.h"
 
-static char g_dir[256];
 static md_tls_ctx *g_ops_ctx, *g_intruder_ctx, *g_foreign_ctx;
 
-/* ---- fixture: a loop, an agent, a guard timer */
-
-typedef struct tctx {
-  uv_loop_t loop;
-  uv_timer_t guard;
-  bool timed_out;
-  md_agent_config cfg;
-  md_daemon *d;
-  md_addr addr; /* where the agent listens */
-  bool stopped;
-} tctx;
-
-static void on_guard(uv_timer_t *t) {
-  tctx *c = t->data;
-  c->timed_out = true;
-}
-
-/* Run the loop until COND holds or MS milliseconds pass; then COND is asserted. */
-#define PUMP_UNTIL(T, MS, COND)                                                                    \
-  do {                                                                                             \
-    (T)->timed_out = false;                                                                        \
-    uv_timer_start(&(T)->guard, on_guard, (MS), 0);                                                \
-    while (!(COND) && !(T)->timed_out)                                                             \
-      uv_run(&(T)->loop, UV_RUN_ONCE);                                                             \
-    uv_timer_stop(&(T)->guard);                                                                    \
-    if (!(COND))                                                                                   \
-      fail_msg("timed out after %d ms waiting for: %s", (int)(MS), #COND);                         \
-  } while (0)
-
-static const char *pth(const char *file) {
-  static char buf[4][512];
-  static int i;
-  i = (i + 1) % 4;
-  snprintf(buf[i], sizeof buf[i], "%s/%s", g_dir, file);
-  return buf[i];
-}
+/* ---- the agent */
 
 /* An agent named agent1 on 127.0.0.1:<any>, allowing controller ops; extra
  * policy keys (flow style, without braces) may be appended. */
 static void start_agent_ex(tctx *t, const char *policy_extra, const char *listen,
                            const md_daemon_opts *opts) {
-  memset(t, 0, sizeof *t);
-  assert_int_equal(uv_loop_init(&t->loop), 0);
-  uv_timer_init(&t->loop, &t->guard);
-  t->guard.data = t;
-  char text[4096], err[MD_CONFIG_ERRLEN];
+  char text[4096];
   const char *extra = policy_extra ? policy_extra : "";
   /* the test defaults, unless the test sets them itself */
   bool own_interval = strstr(extra, "min_interval") != NULL;
@@ -101,15 +59,8 @@ static void start_agent_ex(tctx *t, const char *policy_extra, const char *listen
            listen ? listen : "\"127.0.0.1:7447\"", pth("agent1.crt"), pth("agent1.key"),
            pth("ca.crt"), own_interval ? "" : ", min_interval: 0.05",
            own_rate ? "" : ", max_probes_per_second: 10000", extra[0] ? ", " : "", extra);
-  if (md_agent_config_parse_string(text, strlen(text), "/test/agent.yaml", &t->cfg, err,
-                                   sizeof err) != 0)
-    fail_msg("config: %s", err);
-  if (!listen)
-    md_addr_set_port(&t->cfg.listen[0].addr, 0); /* the kernel picks */
-  if (md_daemon_start(&t->loop, &t->cfg, opts, &t->d, err, sizeof err) != 0)
-    fail_msg("daemon: %s", err);
+  start_agent_text(t, text, !listen, opts);
   assert_int_equal(md_daemon_n_listeners(t->d), t->cfg.n_listen);
-  assert_int_equal(md_daemon_listen_addr(t->d, 0, &t->addr), 0);
   assert_int_not_equal(md_addr_port(&t->addr), 0);
 }
 
@@ -117,108 +68,9 @@ static void start_agent(tctx *t, const char *policy_extra) {
   start_agent_ex(t, policy_extra, NULL, NULL);
 }
 
-static void on_stopped(md_daemon *d, void *ud) {
-  (void)d;
-  ((tctx *)ud)->stopped = true;
-}
-
-/* Stop the agent, let everything close, and prove nothing was left open. */
-static void stop_agent(tctx *t) {
-  md_daemon_stop(t->d, on_stopped, t);
-  PUMP_UNTIL(t, 5000, t->stopped);
-  md_daemon_free(t->d);
-  uv_close((uv_handle_t *)&t->guard, NULL);
-  uv_run(&t->loop, UV_RUN_DEFAULT);
-  assert_int_equal(uv_loop_close(&t->loop), 0);
-  md_agent_config_free(&t->cfg);
-}
-
 /* ---- a controller made of md_chan */
 
-#define MAX_MSGS 512
-
-typedef struct client {
-  md_chan *chan;
-  bool up_called;
-  int up_status;
-  bool closed;
-  int close_status;
-  char reason[256];
-  Mtrdiag__V1__Envelope *msgs[MAX_MSGS];
-  bool used[MAX_MSGS];
-  size_t n;
-} client;
-
-static void cl_up(md_chan *c, int status) {
-  client *cl = md_chan_data(c);
-  cl->up_called = true;
-  cl->up_status = status;
-}
-
-/* Keep a copy of every received Envelope (md_chan frees its own). */
-static void cl_msg(md_chan *c, const Mtrdiag__V1__Envelope *env) {
-  client *cl = md_chan_data(c);
-  assert_true(cl->n < MAX_MSGS);
-  size_t len = protobuf_c_message_get_packed_size(&env->base);
-  uint8_t *buf = malloc(len ? len : 1);
-  assert_non_null(buf);
-  protobuf_c_message_pack(&env->base, buf);
-  cl->msgs[cl->n++] = mtrdiag__v1__envelope__unpack(NULL, len, buf);
-  assert_non_null(cl->msgs[cl->n - 1]);
-  free(buf);
-}
-
-static void cl_close(md_chan *c, int status, const char *reason) {
-  client *cl = md_chan_data(c);
-  cl->closed = true;
-  cl->close_status = status;
-  snprintf(cl->reason, sizeof cl->reason, "%s", reason);
-  cl->chan = NULL;
-}
-
-static const md_chan_cb g_cl_cb = {cl_up, cl_msg, cl_close};
-
-static void client_connect(tctx *t, client *cl, md_tls_ctx *ctx) {
-  memset(cl, 0, sizeof *cl);
-  assert_int_equal(
-      md_chan_connect(&t->loop, ctx, &t->addr, "agent1", NULL, 5000, &g_cl_cb, cl, &cl->chan), 0);
-}
-
-static void client_free(client *cl) {
-  for (size_t i = 0; i < cl->n; i++)
-    md_wire_free(cl->msgs[i]);
-  cl->n = 0;
-}
-
-/* The first unused received message of this type (and run_id, when given). */
-static Mtrdiag__V1__Envelope *peek(client *cl, Mtrdiag__V1__Envelope__MsgCase mc, const char *run) {
-  for (size_t i = 0; i < cl->n; i++) {
-    Mtrdiag__V1__Envelope *e = cl->msgs[i];
-    if (cl->used[i] || e->msg_case != mc)
-      continue;
-    if (run) {
-      const char *id = mc == MTRDIAG__V1__ENVELOPE__MSG_RUN_ACCEPTED ? e->run_accepted->run_id
-                       : mc == MTRDIAG__V1__ENVELOPE__MSG_HOP_UPDATE ? e->hop_update->run_id
-                       : mc == MTRDIAG__V1__ENVELOPE__MSG_RUN_RESULT ? e->run_result->run_id
-                       : mc == MTRDIAG__V1__ENVELOPE__MSG_ERROR      ? e->error->run_id
-                                                                     : NULL;
-      if (!id || strcmp(id, run) != 0)
-        continue;
-    }
-    return e;
-  }
-  return NULL;
-}
-
-/* Take (mark used) the message peek() finds; NULL when none. */
-static Mtrdiag__V1__Envelope *take(client *cl, Mtrdiag__V1__Envelope__MsgCase mc, const char *run) {
-  Mtrdiag__V1__Envelope *e = peek(cl, mc, run);
-  for (size_t i = 0; e && i < cl->n; i++)
-    if (cl->msgs[i] == e)
-      cl->used[i] = true;
-  return e;
-}
-
+/* How many messages of this type arrived (HopUpdates: of this run, when given). */
 static size_t count(client *cl, Mtrdiag__V1__Envelope__MsgCase mc, const char *run) {
   size_t k = 0;
   for (size_t i = 0; i < cl->n; i++) {
@@ -240,87 +92,9 @@ static size_t index_of(client *cl, const Mtrdiag__V1__Envelope *e) {
   return (size_t)-1;
 }
 
-/* Run the loop until a message of this type (and run) arrives; take it.
- * Fails the test when it does not come within ms or the connection ends. */
-static Mtrdiag__V1__Envelope *wait_msg(tctx *t, client *cl, Mtrdiag__V1__Envelope__MsgCase mc,
-                                       const char *run, unsigned ms) {
-  t->timed_out = false;
-  uv_timer_start(&t->guard, on_guard, ms, 0);
-  while (!peek(cl, mc, run) && !cl->closed && !t->timed_out)
-    uv_run(&t->loop, UV_RUN_ONCE);
-  uv_timer_stop(&t->guard);
-  Mtrdiag__V1__Envelope *e = take(cl, mc, run);
-  if (!e)
-    fail_msg("no %s%s%s arrived (%s)", md_wire_msg_name(mc), run ? " for run " : "", run ? run : "",
-             cl->closed ? cl->reason : "timed out");
-  return e;
-}
-
 #define WAIT_MSG(T, CL, MC, RUN, MS) wait_msg(T, CL, MC, RUN, MS)
 
-static void send_hello(client *cl) {
-  Mtrdiag__V1__Hello h = MTRDIAG__V1__HELLO__INIT;
-  h.protocol_version = MD_WIRE_VERSION;
-  h.protocol_revision = MD_WIRE_REVISION;
-  h.software_version = "test";
-  h.controller_name = "ops";
-  assert_int_equal(md_chan_send(cl->chan, &h.base), 0);
-}
-
-/* Connect as ops and complete Hello/HelloAck. */
-static void client_ready(tctx *t, client *cl) {
-  client_connect(t, cl, g_ops_ctx);
-  PUMP_UNTIL(t, 5000, cl->up_called);
-  assert_int_equal(cl->up_status, 0);
-  send_hello(cl);
-  (void)WAIT_MSG(t, cl, MTRDIAG__V1__ENVELOPE__MSG_HELLO_ACK, NULL, 5000);
-}
-
-static void client_close(tctx *t, client *cl) {
-  if (cl->chan)
-    md_chan_close(cl->chan);
-  PUMP_UNTIL(t, 5000, cl->closed);
-  client_free(cl);
-}
-
-/* A RunRequest to 127.0.0.1 with short cycles. */
-static void send_run(client *cl, const char *id, const char *target, uint32_t cycles,
-                     uint32_t interval_ms, int64_t start_at) {
-  Mtrdiag__V1__RunRequest r = MTRDIAG__V1__RUN_REQUEST__INIT;
-  r.run_id = (char *)id;
-  r.target = (char *)target;
-  r.target_name = "lo";
-  r.cycles = cycles;
-  r.interval_ms = interval_ms;
-  r.max_ttl = 3;
-  r.gracetime_ms = 500;
-  r.no_dns = 1;
-  r.start_at_real_ns = start_at;
-  assert_int_equal(md_chan_send(cl->chan, &r.base), 0);
-}
-
 static bool g_can_probe; /* raw sockets or ping sockets for this group */
-
-/* Probing is possible here iff the engine can start a trace to 127.0.0.1. */
-static bool probe_possible(void) {
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  md_prober *p = NULL;
-  bool ok = false;
-  if (md_prober_open(&loop, 0, &p) == 0) {
-    ok = md_prober_is_raw(p);
-    if (!ok) { /* datagram ICMP: only if ping_group_range lets us open one */
-      int fd = socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP);
-      ok = fd >= 0;
-      if (fd >= 0)
-        close(fd);
-    }
-    md_prober_close(p);
-  }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  return ok;
-}
 
 /* ---- tests */
 
@@ -372,7 +146,7 @@ static void test_time_sync(void **state) {
   tctx t;
   client cl;
   start_agent(&t, NULL);
-  client_ready(&t, &cl);
+  client_ready(&t, &cl, g_ops_ctx);
   for (uint32_t seq = 1; seq <= 3; seq++) {
     Mtrdiag__V1__TimeSyncRequest q = MTRDIAG__V1__TIME_SYNC_REQUEST__INIT;
     q.seq = seq;
@@ -407,7 +181,7 @@ static void test_run_ok(void **state) {
   tctx t;
   client cl;
   start_agent(&t, NULL);
-  client_ready(&t, &cl);
+  client_ready(&t, &cl, g_ops_ctx);
   send_run(&cl, "r1", "127.0.0.1", 3, 100, 0);
   if (!g_can_probe) {
     Mtrdiag__V1__Envelope *e = WAIT_MSG(&t, &cl, MTRDIAG__V1__ENVELOPE__MSG_ERROR, "r1", 5000);
@@ -465,12 +239,7 @@ static void test_run_ok(void **state) {
 /* Every refusal: code, run_id echoed, a message naming the limit; the session stays up. */
 static void expect_refusal(tctx *t, client *cl, const char *id, Mtrdiag__V1__ErrorCode code,
                            const char *want) {
-  Mtrdiag__V1__Envelope *e = WAIT_MSG(t, cl, MTRDIAG__V1__ENVELOPE__MSG_ERROR, id, 5000);
-  if (e->error->code != code)
-    fail_msg("want %s, got %s: %s", md_wire_error_name(code), md_wire_error_name(e->error->code),
-             e->error->message);
-  if (!strstr(e->error->message, want))
-    fail_msg("message \"%s\" lacks \"%s\"", e->error->message, want);
+  (void)expect_error(t, cl, id, code, want);
   assert_null(peek(cl, MTRDIAG__V1__ENVELOPE__MSG_RUN_ACCEPTED, id));
   assert_false(cl->closed);
 }
@@ -480,7 +249,7 @@ static void test_refusals(void **state) {
   tctx t;
   client cl;
   start_agent(&t, "max_cycles: 100, max_concurrent_runs: 1, max_ttl: 10");
-  client_ready(&t, &cl);
+  client_ready(&t, &cl, g_ops_ctx);
 
   send_run(&cl, "p1", "192.0.2.1", 1, 100, 0);
   expect_refusal(&t, &cl, "p1", MTRDIAG__V1__ERROR_CODE__ERROR_CODE_POLICY_DENIED,
@@ -569,7 +338,7 @@ static void test_probe_rate_limit(void **state) {
   tctx t;
   client cl;
   start_agent(&t, "max_probes_per_second: 50, max_concurrent_runs: 8");
-  client_ready(&t, &cl);
+  client_ready(&t, &cl, g_ops_ctx);
   /* 3 TTLs every 50 ms = 60 probes/s */
   send_run(&cl, "fast", "127.0.0.1", 10, 50, 0);
   expect_refusal(&t, &cl, "fast", MTRDIAG__V1__ERROR_CODE__ERROR_CODE_LIMIT_EXCEEDED,
@@ -640,7 +409,7 @@ static void test_cancel(void **state) {
   tctx t;
   client cl;
   start_agent(&t, NULL);
-  client_ready(&t, &cl);
+  client_ready(&t, &cl, g_ops_ctx);
   Mtrdiag__V1__Cancel c = MTRDIAG__V1__CANCEL__INIT;
   c.run_id = "nope";
   assert_int_equal(md_chan_send(cl.chan, &c.base), 0);
@@ -681,7 +450,7 @@ static void test_scheduled_start(void **state) {
   tctx t;
   client cl;
   start_agent(&t, NULL);
-  client_ready(&t, &cl);
+  client_ready(&t, &cl, g_ops_ctx);
   int64_t at = md_now_real_ns() + 400000000LL;
   send_run(&cl, "s1", "127.0.0.1", 2, 50, at);
   Mtrdiag__V1__Envelope *e = WAIT_MSG(&t, &cl, MTRDIAG__V1__ENVELOPE__MSG_RUN_ACCEPTED, "s1", 5000);
@@ -708,7 +477,7 @@ static void test_scheduled_start_fails(void **state) {
   tctx t;
   client cl;
   start_agent(&t, NULL);
-  client_ready(&t, &cl);
+  client_ready(&t, &cl, g_ops_ctx);
   send_run(&cl, "f1", "127.0.0.1", 2, 50, md_now_real_ns() + 300000000LL);
   (void)WAIT_MSG(&t, &cl, MTRDIAG__V1__ENVELOPE__MSG_RUN_ACCEPTED, "f1", 5000);
   struct rlimit old, lim;
@@ -743,7 +512,7 @@ static void test_disconnect_cancels_runs(void **state) {
   tctx t;
   client cl;
   start_agent(&t, NULL);
-  client_ready(&t, &cl);
+  client_ready(&t, &cl, g_ops_ctx);
   send_run(&cl, "d1", "127.0.0.1", 1000, 100, 0);
   send_run(&cl, "d2", "127.0.0.1", 1000, 100, md_now_real_ns() + 30000000000LL);
   (void)WAIT_MSG(&t, &cl, MTRDIAG__V1__ENVELOPE__MSG_HOP_UPDATE, "d1", 5000);
@@ -770,7 +539,7 @@ static void test_stop_mid_run(void **state) {
   tctx t;
   client cl;
   start_agent(&t, NULL);
-  client_ready(&t, &cl);
+  client_ready(&t, &cl, g_ops_ctx);
   send_run(&cl, "x1", "127.0.0.1", 1000, 100, 0);
   (void)WAIT_MSG(&t, &cl, MTRDIAG__V1__ENVELOPE__MSG_HOP_UPDATE, "x1", 5000);
   md_daemon_stop(t.d, on_stopped, &t);
@@ -788,7 +557,7 @@ static void test_connection_limit(void **state) {
   tctx t;
   client a, b, c;
   start_agent(&t, "max_connections: 1");
-  client_ready(&t, &a);
+  client_ready(&t, &a, g_ops_ctx);
   client_connect(&t, &b, g_ops_ctx);
   client_connect(&t, &c, g_ops_ctx);
   PUMP_UNTIL(&t, 5000, b.closed && c.closed);
@@ -804,7 +573,7 @@ static void test_connection_limit(void **state) {
   client_close(&t, &a);
   PUMP_UNTIL(&t, 5000, md_daemon_sessions(t.d) == 0);
   /* room again */
-  client_ready(&t, &b);
+  client_ready(&t, &b, g_ops_ctx);
   client_close(&t, &b);
   client_free(&c);
   stop_agent(&t);
@@ -815,7 +584,7 @@ static void test_idle_and_handshake_timeouts(void **state) {
   tctx t;
   client cl;
   start_agent(&t, "idle_timeout: 0.3, handshake_timeout: 0.3");
-  client_ready(&t, &cl);
+  client_ready(&t, &cl, g_ops_ctx);
   int64_t t0 = md_now_mono_ns();
   PUMP_UNTIL(&t, 3000, cl.closed);
   double waited = (md_now_mono_ns() - t0) / 1e9;
@@ -844,7 +613,7 @@ static void test_not_idle_while_running(void **state) {
   tctx t;
   client cl;
   start_agent(&t, "idle_timeout: 0.3");
-  client_ready(&t, &cl);
+  client_ready(&t, &cl, g_ops_ctx);
   send_run(&cl, "q1", "127.0.0.1", 8, 100, 0);
   Mtrdiag__V1__RunResult *rr = wait_result(&t, &cl, "q1", 5000);
   assert_int_equal(rr->status, MTRDIAG__V1__RUN_STATUS__RUN_STATUS_OK);
@@ -948,7 +717,7 @@ static void test_hostile_frames(void **state) {
   tctx t;
   client good;
   start_agent(&t, NULL);
-  client_ready(&t, &good);
+  client_ready(&t, &good, g_ops_ctx);
   if (g_can_probe) /* and a run of the good session survives it all */
     send_run(&good, "g1", "127.0.0.1", 30, 50, 0);
 
@@ -1048,10 +817,10 @@ static void test_dual_stack_listeners(void **state) {
   assert_int_equal(md_addr_port(&l6), port);
   md_addr_parse("127.0.0.1", &t.addr);
   md_addr_set_port(&t.addr, (uint16_t)port);
-  client_ready(&t, &a);
+  client_ready(&t, &a, g_ops_ctx);
   md_addr_parse("::1", &t.addr);
   md_addr_set_port(&t.addr, (uint16_t)port);
-  client_ready(&t, &b);
+  client_ready(&t, &b, g_ops_ctx);
   assert_int_equal(md_daemon_sessions(t.d), 2);
   client_close(&t, &a);
   client_close(&t, &b);
@@ -1100,43 +869,19 @@ static void test_start_errors(void **state) {
 
 /* ---- set-up */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  return remove(p);
-}
-
-static md_tls_ctx *client_ctx(const char *name) {
-  md_tls_ctx *ctx = NULL;
-  char err[512], crt[64], key[64];
-  snprintf(crt, sizeof crt, "%s.crt", name); /* "other/ops": issued by another CA */
-  snprintf(key, sizeof key, "%s.key", name);
-  if (md_tls_ctx_new(MD_TLS_CLIENT, pth(crt), pth(key), pth("ca.crt"), &ctx, err, sizeof err))
-    fail_msg("ctx %s: %s", name, err);
-  return ctx;
-}
-
 static int setup(void **state) {
   (void)state;
   char err[256];
-  signal(SIGPIPE, SIG_IGN);
-  snprintf(g_dir, sizeof g_dir, "/tmp/md_agent_test.XXXXXX");
-  if (!mkdtemp(g_dir))
-    return -1;
-  const char *sans[] = {"127.0.0.1"};
-  if (md_pki_init(g_dir, err, sizeof err) != 0 ||
-      md_pki_issue(g_dir, "agent1", MD_PKI_AGENT, sans, 1, 0, err, sizeof err) != 0 ||
-      md_pki_issue(g_dir, "ops", MD_PKI_CONTROLLER, NULL, 0, 0, err, sizeof err) != 0 ||
+  if (agent_fixture_setup("/tmp/md_agent_test.XXXXXX", err, sizeof err) != 0 ||
       md_pki_issue(g_dir, "intruder", MD_PKI_CONTROLLER, NULL, 0, 0, err, sizeof err) != 0 ||
       md_pki_init(pth("other"), err, sizeof err) != 0 ||
       md_pki_issue(pth("other"), "ops", MD_PKI_CONTROLLER, NULL, 0, 0, err, sizeof err) != 0) {
     fprintf(stderr, "pki: %s\n", err);
     return -1;
   }
-  g_ops_ctx = client_ctx("ops");
-  g_intruder_ctx = client_ctx("intruder");
-  g_foreign_ctx = client_ctx("other/ops");
+  g_ops_ctx = client_ctx("ops", "ca.crt");
+  g_intruder_ctx = client_ctx("intruder", "ca.crt");
+  g_foreign_ctx = client_ctx("other/ops", "ca.crt"); /* issued by another CA */
   g_can_probe = probe_possible();
   if (!g_can_probe)
     fprintf(stderr, "note: no raw or ping sockets: run tests check RUN_FAILED instead\n");
@@ -1148,7 +893,7 @@ static int teardown(void **state) {
   md_tls_ctx_free(g_ops_ctx);
   md_tls_ctx_free(g_intruder_ctx);
   md_tls_ctx_free(g_foreign_ctx);
-  return nftw(g_dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+  return agent_fixture_cleanup();
 }
 
 int main(void) {
