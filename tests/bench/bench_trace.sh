@@ -90,11 +90,13 @@ measure() {
 # Why: the yardstick row: md-floor (tests/bench/md_floor.c) probes with the same pacing and
 # does nothing else, so its CPU per 1000 probes is the kernel's own part of paced probing
 # here (one timer wakeup, one sendmsg, one read of the reply per probe). ICMP only.
-# Usage: measure_floor HOPS; prints "wall user sys maxrss_kb probes".
+# With BURST = HOPS (the "burst" row) each cycle goes out at once in one sendmmsg, unpaced:
+# what pacing costs, and what a prober that gave it up could reach.
+# Usage: measure_floor HOPS [BURST]; prints "wall user sys maxrss_kb probes".
 measure_floor() {
   local out=$LAB_TMP/floor.out tf=$LAB_TMP/floor.time
   lab_exec "$LAB_SRC" "${PIN[@]}" "$RUSAGE" "$tf" "$MD_BIN/tests/md-floor" "$TARGET" "$1" \
-    "$CYCLES" "$INTERVAL" >"$out" 2>"$out.err" || {
+    "$CYCLES" "$INTERVAL" "${2:-1}" >"$out" 2>"$out.err" || {
     sed 's/^/    /' "$out.err" >&2
     lab_fail "md-floor failed"
   }
@@ -149,10 +151,13 @@ for ((i = 1; i <= REPEAT; i++)); do
   if [[ $PROTO == icmp && -x $MD_BIN/tests/md-floor ]]; then
     # shellcheck disable=SC2046
     row floor $(measure_floor 4)
+    # shellcheck disable=SC2046
+    row burst $(measure_floor 4 4)
   fi
 done
 ((HAVE_AGENT)) || printf 'mtr-agent: missing (no binary with a working "trace" command)\n'
 printf '(cpu_ms/1k_probes = (user+sys) ms per 1000 probes, mtr with mtr-packet; tools pinned to CPU 0,\n'
 printf ' the lab network'"'"'s packet processing steered to CPU 1 (RPS) when there are 2+ CPUs;\n'
 printf ' user_ms/1k_probes is what the tools spend outside the kernel; floor = md-floor, the\n'
-printf ' same pacing with nothing else: the kernel'"'"'s part of one paced probe on this machine)\n'
+printf ' same pacing with nothing else: the kernel'"'"'s part of one paced probe on this machine;\n'
+printf ' burst = md-floor sending each cycle at once, unpaced: what only giving up pacing saves)\n'
