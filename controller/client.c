@@ -31,21 +31,21 @@
  * TCP itself says nothing for many minutes). */
 #define MD__ALIVE_CHECK_MS 1000
 
-typedef struct md_run {
-  struct md_run *next;
-  char *run_id, *target, *target_name;
+/* A run or a one-way stream asked for and not yet reported. Both are known
+ * to the agent by an id from one space (Cancel and Error name either), are
+ * accepted first and end with one result, so one record and one set of
+ * list functions serve both; the session keeps them in two lists. */
+typedef struct md__task {
+  struct md__task *next;
+  char *id;
   bool accepted;
+  /* a run's */
+  char *target, *target_name;
   uint32_t cycles_done;
   md_path *live; /* the last HopUpdate */
-} md_run;
-
-/* A one-way stream asked for and not yet reported. */
-typedef struct md_strm {
-  struct md_strm *next;
-  char *stream_id;
+  /* a stream's */
   Mtrdiag__V1__StreamRole role;
-  bool accepted;
-} md_strm;
+} md__task;
 
 struct md_client {
   uv_loop_t *loop;
@@ -84,8 +84,8 @@ struct md_client {
   /* liveness while READY (MD__ALIVE_CHECK_MS) */
   int64_t heard_mono_ns; /* the last message, or when waiting for one began */
   unsigned pings;        /* TimeSyncRequests sent as keepalives */
-  md_run *runs;          /* oldest first */
-  md_strm *streams;      /* oldest first */
+  md__task *runs;        /* oldest first */
+  md__task *streams;     /* oldest first */
 };
 
 static void finish(md_client *c);
@@ -122,34 +122,28 @@ static const char *skip_prefix(const char *s, const char *prefix) {
   return strncmp(s, prefix, n) == 0 ? s + n : s;
 }
 
-static void run_free(md_run *r) {
-  if (!r)
+/* A task's memory (NULL is fine). */
+static void task_free(md__task *t) {
+  if (!t)
     return;
-  free(r->run_id);
-  free(r->target);
-  free(r->target_name);
-  md_path_free(r->live);
-  free(r);
+  free(t->id);
+  free(t->target);
+  free(t->target_name);
+  md_path_free(t->live);
+  free(t);
 }
 
-static md_run *run_find(md_client *c, const char *run_id) {
-  for (md_run *r = c->runs; r; r = r->next)
-    if (run_id && strcmp(r->run_id, run_id) == 0)
-      return r;
-  return NULL;
-}
-
-/* A stream of this session by id (results and errors name it). */
-static md_strm *strm_find(md_client *c, const char *stream_id) {
-  for (md_strm *t = c->streams; t; t = t->next)
-    if (stream_id && strcmp(t->stream_id, stream_id) == 0)
+/* A task of a list by id (messages, Errors and Cancel name it). */
+static md__task *task_find(md__task *list, const char *id) {
+  for (md__task *t = list; t; t = t->next)
+    if (id && strcmp(t->id, id) == 0)
       return t;
   return NULL;
 }
 
-/* Take a stream out of the list (it is then the caller's). */
-static void strm_unlink(md_client *c, md_strm *t) {
-  for (md_strm **p = &c->streams; *p; p = &(*p)->next)
+/* Take a task out of its list (it is then the caller's). */
+static void task_unlink(md__task **list, md__task *t) {
+  for (md__task **p = list; *p; p = &(*p)->next)
     if (*p == t) {
       *p = t->next;
       t->next = NULL;
@@ -157,22 +151,21 @@ static void strm_unlink(md_client *c, md_strm *t) {
     }
 }
 
-/* A stream record's memory. */
-static void strm_free(md_strm *t) {
-  if (!t)
-    return;
-  free(t->stream_id);
-  free(t);
+/* How many tasks a list holds. */
+static size_t task_count(const md__task *list) {
+  size_t n = 0;
+  for (const md__task *t = list; t; t = t->next)
+    n++;
+  return n;
 }
 
-/* Take a run out of the list (it is then the caller's). */
-static void run_unlink(md_client *c, md_run *run) {
-  for (md_run **p = &c->runs; *p; p = &(*p)->next)
-    if (*p == run) {
-      *p = run->next;
-      run->next = NULL;
-      return;
-    }
+/* A whole list's memory. */
+static void task_free_all(md__task *list) {
+  while (list) {
+    md__task *t = list;
+    list = t->next;
+    task_free(t);
+  }
 }
 
 static void client_free(md_client *c) {
@@ -189,16 +182,8 @@ static void client_free(md_client *c) {
   for (size_t i = 0; i < c->n_addresses; i++)
     free(c->addresses[i]);
   free(c->addresses);
-  while (c->runs) {
-    md_run *r = c->runs;
-    c->runs = r->next;
-    run_free(r);
-  }
-  while (c->streams) {
-    md_strm *t = c->streams;
-    c->streams = t->next;
-    strm_free(t);
-  }
+  task_free_all(c->runs);
+  task_free_all(c->streams);
   free(c);
 }
 
@@ -310,13 +295,14 @@ static void finish(md_client *c) {
     snprintf(msg, sizeof msg, "session with %s ended: %s", c->name, c->reason);
   else
     snprintf(msg, sizeof msg, "session closed by the controller");
-  md_run *r;
+  Mtrdiag__V1__RunStatus ended = c->failed ? MTRDIAG__V1__RUN_STATUS__RUN_STATUS_FAILED
+                                           : MTRDIAG__V1__RUN_STATUS__RUN_STATUS_CANCELLED;
+  md__task *r;
   while ((r = c->runs) != NULL) {
     c->runs = r->next;
     md_client_result res = {
-        .run_id = r->run_id,
-        .status = c->failed ? MTRDIAG__V1__RUN_STATUS__RUN_STATUS_FAILED
-                            : MTRDIAG__V1__RUN_STATUS__RUN_STATUS_CANCELLED,
+        .run_id = r->id,
+        .status = ended,
         .message = msg,
         .cycles_done = r->cycles_done,
         .path = r->live,
@@ -326,22 +312,21 @@ static void finish(md_client *c) {
     if (c->cb.on_run_result)
       c->cb.on_run_result(c, &res);
     md_path_free(res.path);
-    run_free(r);
+    task_free(r);
   }
-  md_strm *t;
+  md__task *t;
   while ((t = c->streams) != NULL) {
     c->streams = t->next;
     md_client_stream_result res = {
-        .stream_id = t->stream_id,
+        .stream_id = t->id,
         .role = t->role,
-        .status = c->failed ? MTRDIAG__V1__RUN_STATUS__RUN_STATUS_FAILED
-                            : MTRDIAG__V1__RUN_STATUS__RUN_STATUS_CANCELLED,
+        .status = ended,
         .message = msg,
         .from_agent = false,
     };
     if (c->scb.on_stream_result)
       c->scb.on_stream_result(c, &res);
-    strm_free(t);
+    task_free(t);
   }
   c->state = MD_CLIENT_CLOSED;
   if (c->cb.on_close)
@@ -646,62 +631,78 @@ static void on_sync_reply(md_client *c, const Mtrdiag__V1__Envelope *env) {
     become_ready(c);
 }
 
+/* The open task of list that a message about id (what: "run" or
+ * "stream") is for, when it is in the state the message needs (accepted
+ * or not yet); otherwise the message is unexpected() and NULL comes back. */
+static md__task *task_for(md_client *c, const Mtrdiag__V1__Envelope *env, md__task *list,
+                          const char *id, bool accepted, const char *what) {
+  md__task *t = c->state == MD_CLIENT_READY ? task_find(list, id) : NULL;
+  if (t && t->accepted == accepted)
+    return t;
+  char why[48];
+  if (t)
+    snprintf(why, sizeof why, "%s %s", what, accepted ? "not accepted yet" : "already accepted");
+  else
+    snprintf(why, sizeof why, "no such %s", what);
+  unexpected(c, env, id, why);
+  return NULL;
+}
+
+/* A final status as the agent sent it, for callers: OK, CANCELLED, or
+ * FAILED for anything else. */
+static Mtrdiag__V1__RunStatus result_status(Mtrdiag__V1__RunStatus st) {
+  if (st != MTRDIAG__V1__RUN_STATUS__RUN_STATUS_OK &&
+      st != MTRDIAG__V1__RUN_STATUS__RUN_STATUS_CANCELLED)
+    st = MTRDIAG__V1__RUN_STATUS__RUN_STATUS_FAILED;
+  return st;
+}
+
 static void on_run_accepted(md_client *c, const Mtrdiag__V1__Envelope *env) {
   const Mtrdiag__V1__RunAccepted *a = env->run_accepted;
-  md_run *r = c->state == MD_CLIENT_READY ? run_find(c, a->run_id) : NULL;
-  if (!r || r->accepted) {
-    unexpected(c, env, a->run_id, r ? "run already accepted" : "no such run");
+  md__task *r = task_for(c, env, c->runs, a->run_id, false, "run");
+  if (!r)
     return;
-  }
   r->accepted = true;
   if (c->cb.on_run_accepted)
-    c->cb.on_run_accepted(c, r->run_id, a->started_at_real_ns);
+    c->cb.on_run_accepted(c, r->id, a->started_at_real_ns);
 }
 
 static void on_hop_update(md_client *c, const Mtrdiag__V1__Envelope *env) {
   const Mtrdiag__V1__HopUpdate *u = env->hop_update;
-  md_run *r = c->state == MD_CLIENT_READY ? run_find(c, u->run_id) : NULL;
-  if (!r || !r->accepted) {
-    unexpected(c, env, u->run_id, r ? "run not accepted yet" : "no such run");
+  md__task *r = task_for(c, env, c->runs, u->run_id, true, "run");
+  if (!r)
     return;
-  }
   md_path *p = NULL;
   char err[256];
   int rc = md_wire_hop_update_to_path(u, c->name, r->target, r->target_name, &p, err, sizeof err);
   if (rc < 0) {
     FAIL(c, -EPROTO, MD_CLIENT_ERR_PROTOCOL, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
-         "protocol error: bad HopUpdate for run %s from %s: %s", r->run_id, where(c), err);
+         "protocol error: bad HopUpdate for run %s from %s: %s", r->id, where(c), err);
     return;
   }
   md_path_free(r->live);
   r->live = p;
   r->cycles_done = u->cycles_done;
   if (c->cb.on_hop_update)
-    c->cb.on_hop_update(c, r->run_id, u->cycles_done, p);
+    c->cb.on_hop_update(c, r->id, u->cycles_done, p);
 }
 
 static void on_run_result(md_client *c, const Mtrdiag__V1__Envelope *env) {
   const Mtrdiag__V1__RunResult *rr = env->run_result;
-  md_run *r = c->state == MD_CLIENT_READY ? run_find(c, rr->run_id) : NULL;
-  if (!r || !r->accepted) {
-    unexpected(c, env, rr->run_id, r ? "run not accepted yet" : "no such run");
+  md__task *r = task_for(c, env, c->runs, rr->run_id, true, "run");
+  if (!r)
     return;
-  }
   md_path *p = NULL;
   char err[256];
   if (rr->path && md_wire_path_from_pb(rr->path, &p, err, sizeof err) < 0) {
     FAIL(c, -EPROTO, MD_CLIENT_ERR_PROTOCOL, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
-         "protocol error: bad RunResult for run %s from %s: %s", r->run_id, where(c), err);
+         "protocol error: bad RunResult for run %s from %s: %s", r->id, where(c), err);
     return;
   }
-  run_unlink(c, r);
-  Mtrdiag__V1__RunStatus st = rr->status;
-  if (st != MTRDIAG__V1__RUN_STATUS__RUN_STATUS_OK &&
-      st != MTRDIAG__V1__RUN_STATUS__RUN_STATUS_CANCELLED)
-    st = MTRDIAG__V1__RUN_STATUS__RUN_STATUS_FAILED;
+  task_unlink(&c->runs, r);
   md_client_result res = {
-      .run_id = r->run_id,
-      .status = st,
+      .run_id = r->id,
+      .status = result_status(rr->status),
       .message = clean_text(rr->message),
       .cycles_done = rr->cycles_done,
       .path = p,
@@ -710,28 +711,26 @@ static void on_run_result(md_client *c, const Mtrdiag__V1__Envelope *env) {
   if (c->cb.on_run_result)
     c->cb.on_run_result(c, &res);
   md_path_free(res.path);
-  run_free(r);
+  task_free(r);
 }
 
 /* StreamAccepted: the receiver's port for the sender's request. */
 static void on_stream_accepted(md_client *c, const Mtrdiag__V1__Envelope *env) {
   const Mtrdiag__V1__StreamAccepted *a = env->stream_accepted;
-  md_strm *t = c->state == MD_CLIENT_READY ? strm_find(c, a->stream_id) : NULL;
-  if (!t || t->accepted) {
-    unexpected(c, env, a->stream_id, t ? "stream already accepted" : "no such stream");
+  md__task *t = task_for(c, env, c->streams, a->stream_id, false, "stream");
+  if (!t)
     return;
-  }
   md_addr la;
   if (a->port > 65535 || !a->local || md_addr_parse(a->local, &la) < 0) {
     FAIL(c, -EPROTO, MD_CLIENT_ERR_PROTOCOL, MTRDIAG__V1__ERROR_CODE__ERROR_CODE_BAD_MESSAGE,
-         "protocol error: bad StreamAccepted for stream %s from %s: local '%s' port %u",
-         t->stream_id, where(c), clean_text(a->local), a->port);
+         "protocol error: bad StreamAccepted for stream %s from %s: local '%s' port %u", t->id,
+         where(c), clean_text(a->local), a->port);
     return;
   }
   t->accepted = true;
   char local[MD_ADDRSTRLEN];
   md_client_stream_accepted acc = {
-      .stream_id = t->stream_id,
+      .stream_id = t->id,
       .role = t->role,
       .local = md_addr_str(&la, local, sizeof local),
       .port = (uint16_t)a->port,
@@ -745,20 +744,14 @@ static void on_stream_accepted(md_client *c, const Mtrdiag__V1__Envelope *env) {
 /* StreamResult: the last message about a stream. */
 static void on_stream_result(md_client *c, const Mtrdiag__V1__Envelope *env) {
   const Mtrdiag__V1__StreamResult *r = env->stream_result;
-  md_strm *t = c->state == MD_CLIENT_READY ? strm_find(c, r->stream_id) : NULL;
-  if (!t || !t->accepted) {
-    unexpected(c, env, r->stream_id, t ? "stream not accepted yet" : "no such stream");
+  md__task *t = task_for(c, env, c->streams, r->stream_id, true, "stream");
+  if (!t)
     return;
-  }
-  strm_unlink(c, t);
-  Mtrdiag__V1__RunStatus st = r->status;
-  if (st != MTRDIAG__V1__RUN_STATUS__RUN_STATUS_OK &&
-      st != MTRDIAG__V1__RUN_STATUS__RUN_STATUS_CANCELLED)
-    st = MTRDIAG__V1__RUN_STATUS__RUN_STATUS_FAILED;
+  task_unlink(&c->streams, t);
   md_client_stream_result res = {
-      .stream_id = t->stream_id,
+      .stream_id = t->id,
       .role = t->role,
-      .status = st,
+      .status = result_status(r->status),
       .message = clean_text(r->message),
       .sent = r->sent,
       .send_errors = r->send_errors,
@@ -775,7 +768,7 @@ static void on_stream_result(md_client *c, const Mtrdiag__V1__Envelope *env) {
   };
   if (c->scb.on_stream_result)
     c->scb.on_stream_result(c, &res);
-  strm_free(t);
+  task_free(t);
 }
 
 /* Session errors that end the session (docs/protocol.md, "Error"). */
@@ -789,6 +782,20 @@ static bool error_closes(Mtrdiag__V1__ErrorCode code) {
   default:
     return false;
   }
+}
+
+/* An Error about a task of list that the agent refused, or does not know:
+ * no result will come, so the Error ends the task. Whether it did. */
+static bool error_ends_task(md_client *c, md__task **list, const Mtrdiag__V1__Error *e,
+                            const char *msg) {
+  md__task *t = task_find(*list, e->run_id);
+  if (!t || (t->accepted && e->code != MTRDIAG__V1__ERROR_CODE__ERROR_CODE_UNKNOWN_RUN))
+    return false;
+  task_unlink(list, t);
+  if (c->cb.on_error)
+    c->cb.on_error(c, t->id, e->code, msg);
+  task_free(t);
+  return true;
 }
 
 static void on_error(md_client *c, const Mtrdiag__V1__Envelope *env) {
@@ -811,22 +818,9 @@ static void on_error(md_client *c, const Mtrdiag__V1__Envelope *env) {
       FAIL(c, -EPROTO, MD_CLIENT_ERR_AGENT, 0, "agent error: %s: %s (%s)", name, msg, where(c));
     return;
   }
-  md_strm *t = about_run ? strm_find(c, e->run_id) : NULL;
-  if (t && (!t->accepted || e->code == MTRDIAG__V1__ERROR_CODE__ERROR_CODE_UNKNOWN_RUN)) {
-    strm_unlink(c, t); /* refused, or the agent has no such stream: no StreamResult will come */
-    if (c->cb.on_error)
-      c->cb.on_error(c, t->stream_id, e->code, msg);
-    strm_free(t);
+  if (about_run &&
+      (error_ends_task(c, &c->streams, e, msg) || error_ends_task(c, &c->runs, e, msg)))
     return;
-  }
-  md_run *r = about_run ? run_find(c, e->run_id) : NULL;
-  if (r && (!r->accepted || e->code == MTRDIAG__V1__ERROR_CODE__ERROR_CODE_UNKNOWN_RUN)) {
-    run_unlink(c, r); /* refused, or the agent has no such run: no RunResult will come */
-    if (c->cb.on_error)
-      c->cb.on_error(c, r->run_id, e->code, msg);
-    run_free(r);
-    return;
-  }
   if (c->cb.on_error)
     c->cb.on_error(c, about_run ? e->run_id : "", e->code, msg);
 }
@@ -1029,65 +1023,93 @@ void md_client_close(md_client *c) {
   begin_close(c, 0, CLOSE_GRACEFUL);
 }
 
-int md_client_run_start(md_client *c, const Mtrdiag__V1__RunRequest *req, char *err,
-                        size_t errlen) {
+/* What md_client_run_start and _stream_start check first: err cleared,
+ * and the session READY. */
+static int start_ready(const md_client *c, char *err, size_t errlen) {
   if (err && errlen)
     err[0] = '\0';
-  if (c->state != MD_CLIENT_READY) {
-    if (err)
-      snprintf(err, errlen, "agent %s is not ready (%s)", c->name, md_client_state_name(c->state));
-    return -ENOTCONN;
-  }
-  int rc = md_wire_check_run_request(req, err, errlen);
-  if (rc < 0)
-    return rc;
-  if (run_find(c, req->run_id) || strm_find(c, req->run_id)) {
-    if (err)
-      snprintf(err, errlen, "run_id %s is already in use with agent %s", req->run_id, c->name);
-    return -EEXIST;
-  }
-  md_run *r = calloc(1, sizeof *r);
-  if (r) {
-    r->run_id = dup_str(req->run_id);
-    r->target = dup_str(req->target);
-    r->target_name = dup_str(req->target_name);
-  }
-  if (!r || !r->run_id || !r->target || !r->target_name) {
-    run_free(r);
+  if (c->state == MD_CLIENT_READY)
+    return 0;
+  if (err)
+    snprintf(err, errlen, "agent %s is not ready (%s)", c->name, md_client_state_name(c->state));
+  return -ENOTCONN;
+}
+
+/* Runs and streams share one id space in a session (Cancel and Error name
+ * either); field names the id in the message. */
+static int id_unused(md_client *c, const char *field, const char *id, char *err, size_t errlen) {
+  if (!task_find(c->runs, id) && !task_find(c->streams, id))
+    return 0;
+  if (err)
+    snprintf(err, errlen, "%s %s is already in use with agent %s", field, id, c->name);
+  return -EEXIST;
+}
+
+/* Send the request (what) that opens t and keep t at the end of list. t
+ * is freed when it is not complete (out of memory: nothing is sent) or the
+ * request cannot be sent. */
+static int task_open(md_client *c, md__task **list, md__task *t, bool complete,
+                     const ProtobufCMessage *req, const char *what, char *err, size_t errlen) {
+  if (!complete) {
+    task_free(t);
     if (err)
       snprintf(err, errlen, "out of memory");
     return -ENOMEM;
   }
-  rc = md_chan_send(c->chan, &req->base);
+  int rc = md_chan_send(c->chan, req);
   if (rc < 0) {
-    run_free(r);
+    task_free(t);
     if (err)
-      snprintf(err, errlen, "cannot send the RunRequest: %s", md_wire_strerror(rc));
+      snprintf(err, errlen, "cannot send the %s: %s", what, md_wire_strerror(rc));
     return rc;
   }
-  md_run **p = &c->runs;
+  md__task **p = list;
   while (*p)
     p = &(*p)->next;
-  *p = r;
+  *p = t;
   return 0;
 }
 
-int md_client_run_cancel(md_client *c, const char *run_id) {
+/* Cancel a task of list; the agent looks for the id among its runs and
+ * streams alike. */
+static int task_cancel(md_client *c, md__task *list, const char *id) {
   if (c->state != MD_CLIENT_READY)
     return -ENOTCONN;
-  md_run *r = run_find(c, run_id);
-  if (!r)
+  md__task *t = task_find(list, id);
+  if (!t)
     return -ENOENT;
   Mtrdiag__V1__Cancel m = MTRDIAG__V1__CANCEL__INIT;
-  m.run_id = r->run_id;
+  m.run_id = t->id;
   return md_chan_send(c->chan, &m.base);
 }
 
+int md_client_run_start(md_client *c, const Mtrdiag__V1__RunRequest *req, char *err,
+                        size_t errlen) {
+  int rc = start_ready(c, err, errlen);
+  if (rc < 0)
+    return rc;
+  rc = md_wire_check_run_request(req, err, errlen);
+  if (rc < 0)
+    return rc;
+  rc = id_unused(c, "run_id", req->run_id, err, errlen);
+  if (rc < 0)
+    return rc;
+  md__task *r = calloc(1, sizeof *r);
+  if (r) {
+    r->id = dup_str(req->run_id);
+    r->target = dup_str(req->target);
+    r->target_name = dup_str(req->target_name);
+  }
+  return task_open(c, &c->runs, r, r && r->id && r->target && r->target_name, &req->base,
+                   "RunRequest", err, errlen);
+}
+
+int md_client_run_cancel(md_client *c, const char *run_id) {
+  return task_cancel(c, c->runs, run_id);
+}
+
 size_t md_client_run_count(const md_client *c) {
-  size_t n = 0;
-  for (const md_run *r = c->runs; r; r = r->next)
-    n++;
-  return n;
+  return task_count(c->runs);
 }
 
 /* The checks an agent would refuse at once, so the caller hears of them synchronously. */
@@ -1131,13 +1153,9 @@ static int check_stream_request(const Mtrdiag__V1__StreamRequest *q, char *err, 
 /* One side of a one-way stream, tracked until its result. */
 int md_client_stream_start(md_client *c, const Mtrdiag__V1__StreamRequest *req, char *err,
                            size_t errlen) {
-  if (err && errlen)
-    err[0] = '\0';
-  if (c->state != MD_CLIENT_READY) {
-    if (err)
-      snprintf(err, errlen, "agent %s is not ready (%s)", c->name, md_client_state_name(c->state));
-    return -ENOTCONN;
-  }
+  int rc = start_ready(c, err, errlen);
+  if (rc < 0)
+    return rc;
   if (c->info.protocol_revision < 1 || !c->info.one_way_stream) {
     if (err)
       snprintf(err, errlen,
@@ -1145,49 +1163,23 @@ int md_client_stream_start(md_client *c, const Mtrdiag__V1__StreamRequest *req, 
                c->name, c->info.version, c->info.protocol_revision);
     return -EOPNOTSUPP;
   }
-  int rc = check_stream_request(req, err, errlen);
+  rc = check_stream_request(req, err, errlen);
   if (rc < 0)
     return rc;
-  if (run_find(c, req->stream_id) || strm_find(c, req->stream_id)) {
-    if (err)
-      snprintf(err, errlen, "stream_id %s is already in use with agent %s", req->stream_id,
-               c->name);
-    return -EEXIST;
-  }
-  md_strm *t = calloc(1, sizeof *t);
-  if (t)
-    t->stream_id = dup_str(req->stream_id);
-  if (!t || !t->stream_id) {
-    strm_free(t);
-    if (err)
-      snprintf(err, errlen, "out of memory");
-    return -ENOMEM;
-  }
-  t->role = req->role;
-  rc = md_chan_send(c->chan, &req->base);
-  if (rc < 0) {
-    strm_free(t);
-    if (err)
-      snprintf(err, errlen, "cannot send the StreamRequest: %s", md_wire_strerror(rc));
+  rc = id_unused(c, "stream_id", req->stream_id, err, errlen);
+  if (rc < 0)
     return rc;
+  md__task *t = calloc(1, sizeof *t);
+  if (t) {
+    t->id = dup_str(req->stream_id);
+    t->role = req->role;
   }
-  md_strm **p = &c->streams;
-  while (*p)
-    p = &(*p)->next;
-  *p = t;
-  return 0;
+  return task_open(c, &c->streams, t, t && t->id, &req->base, "StreamRequest", err, errlen);
 }
 
 /* Cancel shares run ids with streams: the agent looks in both. */
 int md_client_stream_cancel(md_client *c, const char *stream_id) {
-  if (c->state != MD_CLIENT_READY)
-    return -ENOTCONN;
-  md_strm *t = strm_find(c, stream_id);
-  if (!t)
-    return -ENOENT;
-  Mtrdiag__V1__Cancel m = MTRDIAG__V1__CANCEL__INIT;
-  m.run_id = t->stream_id;
-  return md_chan_send(c->chan, &m.base);
+  return task_cancel(c, c->streams, stream_id);
 }
 
 /* Stream callbacks live apart so md_client_cb stays as it was. */
@@ -1200,10 +1192,7 @@ void md_client_set_stream_cb(md_client *c, const md_client_stream_cb *cb) {
 
 /* Open streams, for the caller's bookkeeping. */
 size_t md_client_stream_count(const md_client *c) {
-  size_t n = 0;
-  for (const md_strm *t = c->streams; t; t = t->next)
-    n++;
-  return n;
+  return task_count(c->streams);
 }
 
 int64_t md_client_to_agent_ns(const md_client *c, int64_t local_real_ns) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "align.h"
+#include "sbuf.h"
 #include "verdict.h"
 
 /* What a direction shows, in the order of severity the suspect is chosen by. */
@@ -48,44 +49,6 @@ typedef struct side {
 } side;
 
 /* --- Strings ------------------------------------------------------------------ */
-
-/* A growing string; a failed append marks it failed (the caller frees s). */
-typedef struct sbuf {
-  char *s;
-  size_t len, cap;
-  bool failed;
-} sbuf;
-
-/* printf onto the end of the buffer. */
-__attribute__((format(printf, 2, 3))) static void sb_add(sbuf *b, const char *fmt, ...) {
-  if (b->failed)
-    return;
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = b->cap - b->len;
-    int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? room : 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-      b->failed = true;
-      return;
-    }
-    if (b->s && (size_t)n < room) {
-      b->len += (size_t)n;
-      return;
-    }
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + (size_t)n + 1)
-      cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-      b->failed = true;
-      return;
-    }
-    b->s = s;
-    b->cap = cap;
-  }
-}
 
 /* A formatted, malloc'd string (NULL on OOM). */
 __attribute__((format(printf, 1, 2))) static char *fmt_dup(const char *fmt, ...) {
@@ -422,50 +385,50 @@ static int advise(md_diagnosis *dg, const side *s) {
 }
 
 /* The status sentence that opens the summary. */
-static void sb_status(sbuf *b, const md_diagnosis *dg, const side *f, const side *r, int joint,
+static void sb_status(md__sbuf *b, const md_diagnosis *dg, const side *f, const side *r, int joint,
                       const char *an, const char *bn) {
   switch (dg->status) {
   case MD_STATUS_HEALTHY:
     if (r->have)
-      sb_add(b, "Both directions between %s and %s are healthy.", an, bn);
+      md__sb_add(b, "Both directions between %s and %s are healthy.", an, bn);
     else
-      sb_add(b, "The path from %s to %s is healthy.", an, bn);
+      md__sb_add(b, "The path from %s to %s is healthy.", an, bn);
     break;
   case MD_STATUS_DEGRADED:
     if (joint)
-      sb_add(b, "A problem was found between %s and %s on one link that both directions cross.", an,
-             bn);
+      md__sb_add(b, "A problem was found between %s and %s on one link that both directions cross.",
+                 an, bn);
     else if (dg->direction == MD_DIRECTION_BOTH)
-      sb_add(b, "Problems were found between %s and %s in both directions.", an, bn);
+      md__sb_add(b, "Problems were found between %s and %s in both directions.", an, bn);
     else
-      sb_add(b, "A problem was found between %s and %s on the %s path (%s -> %s).", an, bn,
-             dg->direction == MD_DIRECTION_FORWARD ? "forward" : "reverse",
-             dg->direction == MD_DIRECTION_FORWARD ? an : bn,
-             dg->direction == MD_DIRECTION_FORWARD ? bn : an);
+      md__sb_add(b, "A problem was found between %s and %s on the %s path (%s -> %s).", an, bn,
+                 dg->direction == MD_DIRECTION_FORWARD ? "forward" : "reverse",
+                 dg->direction == MD_DIRECTION_FORWARD ? an : bn,
+                 dg->direction == MD_DIRECTION_FORWARD ? bn : an);
     break;
   case MD_STATUS_UNREACHABLE:
     if (f->prob == PROB_UNREACH && r->prob == PROB_UNREACH)
-      sb_add(b, "Neither %s nor %s reaches the other.", an, bn);
+      md__sb_add(b, "Neither %s nor %s reaches the other.", an, bn);
     else if (f->prob == PROB_UNREACH)
-      sb_add(b, "%s cannot be reached from %s.", bn, an);
+      md__sb_add(b, "%s cannot be reached from %s.", bn, an);
     else
-      sb_add(b, "%s cannot be reached from %s.", an, bn);
+      md__sb_add(b, "%s cannot be reached from %s.", an, bn);
     break;
   case MD_STATUS_INCOMPLETE:
     if (!f->have && !r->have)
-      sb_add(b, "No trace between %s and %s came back: nothing to read.", an, bn);
+      md__sb_add(b, "No trace between %s and %s came back: nothing to read.", an, bn);
     else if (f->have && r->have)
-      sb_add(b,
-             "This diagnosis is incomplete: the %s trace was cut short (see errors); what it "
-             "gathered is shown, but it may be missing hops and probes.",
-             !f->p->complete && !r->p->complete ? "forward and the reverse"
-             : !f->p->complete                  ? "forward"
-                                                : "reverse");
+      md__sb_add(b,
+                 "This diagnosis is incomplete: the %s trace was cut short (see errors); what it "
+                 "gathered is shown, but it may be missing hops and probes.",
+                 !f->p->complete && !r->p->complete ? "forward and the reverse"
+                 : !f->p->complete                  ? "forward"
+                                                    : "reverse");
     else
-      sb_add(b,
-             "This diagnosis is incomplete: the %s trace (%s -> %s) is missing, so it reads "
-             "one direction only.",
-             f->have ? "reverse" : "forward", f->have ? bn : an, f->have ? an : bn);
+      md__sb_add(b,
+                 "This diagnosis is incomplete: the %s trace (%s -> %s) is missing, so it reads "
+                 "one direction only.",
+                 f->have ? "reverse" : "forward", f->have ? bn : an, f->have ? an : bn);
     break;
   }
 }
@@ -473,58 +436,57 @@ static void sb_status(sbuf *b, const md_diagnosis *dg, const side *f, const side
 /* One paragraph: status, each direction's verdict, the suspect, the alignment. */
 static char *summary(const md_diagnosis *dg, const side *f, const side *r, const md_alignment *al,
                      int joint, bool reverse_expected, const char *an, const char *bn) {
-  sbuf b = {0};
+  md__sbuf b = {0};
   sb_status(&b, dg, f, r, joint, an, bn);
   if (f->have)
-    sb_add(&b, " Forward (%s -> %s): %s", an, bn, f->v->text ? f->v->text : "(no verdict)");
+    md__sb_add(&b, " Forward (%s -> %s): %s", an, bn, f->v->text ? f->v->text : "(no verdict)");
   if (r->have)
-    sb_add(&b, " Reverse (%s -> %s): %s", bn, an, r->v->text ? r->v->text : "(no verdict)");
+    md__sb_add(&b, " Reverse (%s -> %s): %s", bn, an, r->v->text ? r->v->text : "(no verdict)");
   else if (!reverse_expected)
-    sb_add(&b, " %s is no agent, so the reverse path (the one replies take) was not traced.", bn);
+    md__sb_add(&b, " %s is no agent, so the reverse path (the one replies take) was not traced.",
+               bn);
   if (dg->has_suspect) {
     const md_suspect *sp = &dg->suspect;
     const side *s = sp->path == MD_DIR_FORWARD ? f : r;
     char w1[MD_ADDRSTRLEN + 48], w2[MD_ADDRSTRLEN + 48];
     switch (sp->kind) {
     case MD_SUSPECT_DESTINATION_HOST:
-      sb_add(&b, " Suspect: the destination %s itself, which drops probes", sp->to_ip);
+      md__sb_add(&b, " Suspect: the destination %s itself, which drops probes", sp->to_ip);
       break;
     case MD_SUSPECT_UNREACHABLE:
       if (s->d.last_answer_idx < 0)
-        sb_add(&b, " Suspect: the first hop of the %s path, where no response ever came", s->word);
+        md__sb_add(&b, " Suspect: the first hop of the %s path, where no response ever came",
+                   s->word);
       else
-        sb_add(&b, " Suspect: beyond %s on the %s path, where responses stop",
-               hop_words(s, sp->from_ttl, w1, sizeof w1), s->word);
+        md__sb_add(&b, " Suspect: beyond %s on the %s path, where responses stop",
+                   hop_words(s, sp->from_ttl, w1, sizeof w1), s->word);
       break;
     case MD_SUSPECT_LOSS:
     case MD_SUSPECT_LATENCY:
-      sb_add(&b, " Suspect: the link from %s to %s on the %s path, where %s",
-             hop_words(s, sp->from_ttl, w1, sizeof w1), hop_words(s, sp->to_ttl, w2, sizeof w2),
-             s->word, sp->kind == MD_SUSPECT_LOSS ? "the loss begins" : "latency rises and stays");
+      md__sb_add(&b, " Suspect: the link from %s to %s on the %s path, where %s",
+                 hop_words(s, sp->from_ttl, w1, sizeof w1), hop_words(s, sp->to_ttl, w2, sizeof w2),
+                 s->word,
+                 sp->kind == MD_SUSPECT_LOSS ? "the loss begins" : "latency rises and stays");
       break;
     }
-    sb_add(&b, " (confidence %.2f)%s.", sp->confidence,
-           joint ? "; the traces cannot tell which direction of that link is at fault" : "");
+    md__sb_add(&b, " (confidence %.2f)%s.", sp->confidence,
+               joint ? "; the traces cannot tell which direction of that link is at fault" : "");
   }
   if (al && f->have && r->have) {
     if (!al->asymmetric)
-      sb_add(&b,
-             " The paths look symmetric: every answering router has a counterpart on the "
-             "other side (%d pair%s).",
-             al->n_shared, al->n_shared == 1 ? "" : "s");
+      md__sb_add(&b,
+                 " The paths look symmetric: every answering router has a counterpart on the "
+                 "other side (%d pair%s).",
+                 al->n_shared, al->n_shared == 1 ? "" : "s");
     else
-      sb_add(&b,
-             " The paths are asymmetric: %d forward hop%s and %d reverse hop%s have no "
-             "counterpart on the other side, so a trace's replies do not come back the way its "
-             "probes went.",
-             al->n_forward_only, al->n_forward_only == 1 ? "" : "s", al->n_reverse_only,
-             al->n_reverse_only == 1 ? "" : "s");
+      md__sb_add(&b,
+                 " The paths are asymmetric: %d forward hop%s and %d reverse hop%s have no "
+                 "counterpart on the other side, so a trace's replies do not come back the way its "
+                 "probes went.",
+                 al->n_forward_only, al->n_forward_only == 1 ? "" : "s", al->n_reverse_only,
+                 al->n_reverse_only == 1 ? "" : "s");
   }
-  if (b.failed) {
-    free(b.s);
-    return NULL;
-  }
-  return b.s;
+  return md__sb_take(&b);
 }
 
 /* --- The diagnosis ------------------------------------------------------------ */
@@ -658,23 +620,19 @@ static int diagnose(const md_diag_input *in, md_diagnosis *dg, side *f, side *r)
     if (sides[k] != sus && sides[k]->have && !joint)
       rc = advise(dg, sides[k]);
   if (rc == 0 && dg->n_rate_limited > 0) {
-    sbuf b = {0};
-    sb_add(&b, "Loss shown only at ");
+    md__sbuf b = {0};
+    md__sb_add(&b, "Loss shown only at ");
     for (int i = 0; i < dg->n_rate_limited; i++) {
       const md_rate_limited *e = &dg->rate_limited[i];
-      sb_add(&b, "%s%s hop %d (%s)",
-             i == 0                        ? ""
-             : i == dg->n_rate_limited - 1 ? " and "
-                                           : ", ",
-             e->path == MD_DIR_FORWARD ? "forward" : "reverse", e->ttl, e->ip ? e->ip : "???");
+      md__sb_add(&b, "%s%s hop %d (%s)",
+                 i == 0                        ? ""
+                 : i == dg->n_rate_limited - 1 ? " and "
+                                               : ", ",
+                 e->path == MD_DIR_FORWARD ? "forward" : "reverse", e->ttl, e->ip ? e->ip : "???");
     }
-    sb_add(&b, " is ICMP rate limiting (or deprioritised ICMP) on %s: ignore it.",
-           dg->n_rate_limited == 1 ? "that router" : "those routers");
-    if (b.failed) {
-      free(b.s);
-      b.s = NULL;
-    }
-    rc = list_add(&dg->advice, &dg->n_advice, b.s);
+    md__sb_add(&b, " is ICMP rate limiting (or deprioritised ICMP) on %s: ignore it.",
+               dg->n_rate_limited == 1 ? "that router" : "those routers");
+    rc = list_add(&dg->advice, &dg->n_advice, md__sb_take(&b));
   }
   if (rc == 0 && dg->status == MD_STATUS_INCOMPLETE && (f->have || r->have))
     rc = list_add(&dg->advice, &dg->n_advice,

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "md_time.h"
+#include "render_common.h"
 
 /* Geometry of the drawing (SVG user units = CSS px at 100 %). */
 #define SVG_W 1040
@@ -92,6 +92,20 @@ static void esc(FILE *out, const char *s) {
   esc_n(out, s, 0);
 }
 
+/* HTML's tables and escaping, for what render_common writes. */
+static const md__markup HTML = {
+    .esc = esc,
+    .head_open = "<tr><th>",
+    .head_close = "</th><td>",
+    .row_open = "<tr><td>",
+    .cell_sep = "</td><td>",
+    .row_close = "</td></tr>\n",
+    .strong_open = "<strong>",
+    .strong_close = "</strong>",
+    .code_open = "<code>",
+    .code_close = "</code>",
+};
+
 /* --- Figures -------------------------------------------------------------------- */
 
 /* Whether ttl of direction d is known to rate-limit ICMP (path verdict or
@@ -116,22 +130,6 @@ static const char *loss_class(const md_report *r, md_dir d, const md_hop *h) {
     return "rl";
   double loss = md_stats_loss_pct(&h->st);
   return loss < 1.0 ? "ok" : loss < 10.0 ? "warn" : "bad";
-}
-
-/* A realtime ns as RFC 3339, or "-". */
-static const char *when(int64_t ns, char *buf, size_t len) {
-  if (!ns) {
-    snprintf(buf, len, "-");
-    return buf;
-  }
-  return md_time_rfc3339(ns, buf, len);
-}
-
-/* "local → cvm", escaped. */
-static void dir_title(FILE *out, const md_report *r, md_dir d) {
-  esc(out, md_report_agent_label(d == MD_DIR_FORWARD ? &r->a : &r->b, d ? "B" : "A"));
-  fputs(" → ", out);
-  esc(out, md_report_agent_label(d == MD_DIR_FORWARD ? &r->b : &r->a, d ? "A" : "B"));
 }
 
 /* --- The drawing ---------------------------------------------------------------- */
@@ -526,14 +524,8 @@ static void host_html(FILE *out, const md_host *host) {
 static void path_html(FILE *out, const md_report *r, md_dir d) {
   const md_path *p = d == MD_DIR_FORWARD ? r->forward : r->reverse;
   const md_path_verdict *v = d == MD_DIR_FORWARD ? &r->forward_verdict : &r->reverse_verdict;
-  fprintf(out, "<section id=\"%s\"><h2>%s path: ", md_dir_name(d),
-          d == MD_DIR_FORWARD ? "Forward" : "Reverse");
-  dir_title(out, r, d);
-  if (p && p->target) {
-    fputs(" (", out);
-    esc(out, p->target);
-    fputc(')', out);
-  }
+  fprintf(out, "<section id=\"%s\"><h2>", md_dir_name(d));
+  md__path_title(out, &HTML, r, d);
   fputs("</h2>\n", out);
   if (!p) {
     fputs("<p><em>Not measured: ", out);
@@ -551,13 +543,9 @@ static void path_html(FILE *out, const md_report *r, md_dir d) {
   if (v->present) {
     fputs("<p><strong>Verdict:</strong> ", out);
     esc(out, v->text && v->text[0] ? v->text : "-");
-    fprintf(out, " <small>(destination loss %.1f%%, segment %s", v->destination_loss_pct,
-            md_segment_name(v->segment));
-    if (v->first_loss_ttl > 0)
-      fprintf(out, ", loss from TTL %d", v->first_loss_ttl);
-    if (v->latency_jump_ttl > 0)
-      fprintf(out, ", latency jump at TTL %d", v->latency_jump_ttl);
-    fputs(")</small></p>\n", out);
+    fputs(" <small>", out);
+    md__verdict_figures(out, v);
+    fputs("</small></p>\n", out);
   }
   fputs("<table><tr><th>TTL</th><th>Host</th><th>Loss%</th><th>Snt</th><th>Last</th>"
         "<th>Avg</th><th>Best</th><th>Wrst</th><th>StDev</th></tr>\n",
@@ -628,50 +616,6 @@ static int alignment_html(FILE *out, const md_report *r) {
   return 0;
 }
 
-/* An agent row of the header table. */
-static void agent_html(FILE *out, const char *tag, const md_report_agent *a) {
-  fprintf(out, "<tr><th>%s</th><td><strong>", tag);
-  esc(out, md_report_agent_label(a, tag));
-  fputs("</strong>", out);
-  if (!a->present) {
-    fputs(" — no agent (plain address", out);
-    if (a->probe_address) {
-      fputc(' ', out);
-      esc(out, a->probe_address);
-    }
-    fputs("): forward path only</td></tr>\n", out);
-    return;
-  }
-  if (a->address) {
-    fputs(" — ", out);
-    esc(out, a->address);
-  }
-  if (a->hostname) {
-    fputs(", host ", out);
-    esc(out, a->hostname);
-  }
-  if (a->version) {
-    fputs(", mtr-agent ", out);
-    esc(out, a->version);
-  }
-  if (a->version)
-    fprintf(out, ", clock %+.1f ms", a->clock_offset_ms);
-  fputs("</td></tr>\n", out);
-}
-
-/* The suspect's end of a link. */
-static void link_end(FILE *out, const md_report *r, md_dir d, int ttl, const char *ip) {
-  if (ttl == 0) {
-    esc(out, md_report_agent_label(d == MD_DIR_FORWARD ? &r->a : &r->b, d ? "B" : "A"));
-    fputs(" (source)", out);
-  } else if (ip) {
-    esc(out, ip);
-    fprintf(out, " (TTL %d)", ttl);
-  } else {
-    fprintf(out, "TTL %d", ttl);
-  }
-}
-
 /* The diagnosis section. */
 static void diagnosis_html(FILE *out, const md_report *r) {
   const md_diagnosis *d = &r->diagnosis;
@@ -679,27 +623,16 @@ static void diagnosis_html(FILE *out, const md_report *r) {
   fprintf(out, "<tr><th>Status</th><td><span class=\"badge %s\">%s</span></td></tr>\n",
           md_status_name(d->status), md_status_name(d->status));
   fprintf(out, "<tr><th>Direction</th><td>%s", md_direction_name(d->direction));
-  if (d->direction == MD_DIRECTION_FORWARD || d->direction == MD_DIRECTION_REVERSE) {
-    fputs(" (", out);
-    dir_title(out, r, d->direction == MD_DIRECTION_FORWARD ? MD_DIR_FORWARD : MD_DIR_REVERSE);
-    fputc(')', out);
-  }
+  md__fault_dir(out, &HTML, r);
   fputs("</td></tr>\n", out);
   if (d->has_suspect) {
     const md_suspect *s = &d->suspect;
     fprintf(out, "<tr><th>Suspect</th><td><strong>%s</strong> on the %s path, link ",
             md_suspect_kind_name(s->kind), md_dir_name(s->path));
-    link_end(out, r, s->path, s->from_ttl, s->from_ip);
-    fputs(" → ", out);
-    link_end(out, r, s->path, s->to_ttl, s->to_ip);
-    fprintf(out, ", confidence %.0f%%", s->confidence * 100.0);
+    md__suspect_link(out, &HTML, r, s);
     if (s->n_evidence > 0 && s->evidence) {
       fputs("<ul class=\"ev\">", out);
-      for (int i = 0; i < s->n_evidence; i++) {
-        fputs("<li>", out);
-        esc(out, s->evidence[i]);
-        fputs("</li>", out);
-      }
+      md__items(out, &HTML, s->evidence, s->n_evidence, "<li>", "</li>");
       fputs("</ul>", out);
     }
     fputs("</td></tr>\n", out);
@@ -708,22 +641,14 @@ static void diagnosis_html(FILE *out, const md_report *r) {
   }
   if (d->n_rate_limited > 0 && d->rate_limited) {
     fputs("<tr><th>Rate-limited</th><td>", out);
-    for (int i = 0; i < d->n_rate_limited; i++) {
-      const md_rate_limited *x = &d->rate_limited[i];
-      fprintf(out, "%s%s TTL %d ", i ? ", " : "", md_dir_name(x->path), x->ttl);
-      esc(out, x->ip);
-    }
+    md__rate_limited(out, &HTML, d);
     fputs(" <small>(ICMP rate limiting at these routers, not loss on the path)</small>"
           "</td></tr>\n",
           out);
   }
   if (d->n_advice > 0 && d->advice) {
     fputs("<tr><th>Advice</th><td><ol class=\"adv\">", out);
-    for (int i = 0; i < d->n_advice; i++) {
-      fputs("<li>", out);
-      esc(out, d->advice[i]);
-      fputs("</li>", out);
-    }
+    md__items(out, &HTML, d->advice, d->n_advice, "<li>", "</li>");
     fputs("</ol></td></tr>\n", out);
   }
   fputs("</table></section>\n", out);
@@ -735,7 +660,6 @@ int md_render_html(const md_report *r, FILE *out) {
     return -EINVAL;
   const md_diagnosis *d = &r->diagnosis;
   const char *st = md_status_name(d->status);
-  char b1[64], b2[64];
   fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
         "style-src 'unsafe-inline'; img-src data:\">\n"
@@ -744,40 +668,15 @@ int md_render_html(const md_report *r, FILE *out) {
   esc(out, r->id);
   fprintf(out, " — %s</title>\n<style>%s</style>\n</head>\n<body>\n<main>\n", st, CSS);
   fputs("<h1>mtrdiag: ", out);
-  dir_title(out, r, MD_DIR_FORWARD);
+  md__dir_title(out, &HTML, r, MD_DIR_FORWARD);
   fprintf(out, " <span class=\"badge %s\">%s</span></h1>\n", st, st);
   if (d->summary && d->summary[0]) {
     fprintf(out, "<p class=\"summary %s\">", st);
     esc(out, d->summary);
     fputs("</p>\n", out);
   }
-  fputs("<table class=\"meta\">\n<tr><th>Report</th><td><code>", out);
-  esc(out, r->id[0] ? r->id : "(no id)");
-  fprintf(out,
-          "</code></td></tr>\n<tr><th>Started</th><td>%s</td></tr>\n"
-          "<tr><th>Finished</th><td>%s</td></tr>\n",
-          when(r->started_at_ns, b1, sizeof b1), when(r->finished_at_ns, b2, sizeof b2));
-  if (r->ran_by) {
-    fputs("<tr><th>Ran by</th><td>", out);
-    esc(out, r->ran_by);
-    fputs("</td></tr>\n", out);
-  }
-  agent_html(out, "A", &r->a);
-  agent_html(out, "B", &r->b);
-  const md_report_options *o = &r->options;
-  fputs("<tr><th>Options</th><td>", out);
-  esc(out, o->protocol[0] ? o->protocol : "icmp");
-  fprintf(out, ", %d cycles, interval %.3g s, %d bytes, TTL %d..%d", o->cycles,
-          o->interval_ms / 1000.0, o->psize, o->first_ttl > 0 ? o->first_ttl : 1, o->max_ttl);
-  if (o->port)
-    fprintf(out, ", port %d", o->port);
-  if (o->no_dns)
-    fputs(", no DNS", out);
-  if (o->family)
-    fprintf(out, ", IPv%d", o->family);
-  fputs("</td></tr>\n", out);
-  if (r->has_skew)
-    fprintf(out, "<tr><th>Start skew</th><td>%.1f ms</td></tr>\n", r->start_skew_ms);
+  fputs("<table class=\"meta\">\n", out);
+  md__header_rows(out, &HTML, r);
   fputs("</table>\n", out);
 
   diagnosis_html(out, r);
@@ -802,7 +701,7 @@ int md_render_html(const md_report *r, FILE *out) {
     for (int i = MD_DIR_FORWARD; i <= MD_DIR_REVERSE; i++) {
       const md_oneway_dir *w = i == MD_DIR_FORWARD ? &r->oneway_forward : &r->oneway_reverse;
       fputs("<tr><td>", out);
-      dir_title(out, r, (md_dir)i);
+      md__dir_title(out, &HTML, r, (md_dir)i);
       fprintf(out,
               "</td><td class=\"n\">%u</td><td class=\"n\">%u</td><td class=\"n %s\">%.1f%%</td>"
               "<td class=\"n\">%.1f ms</td><td class=\"n\">%.1f ms</td></tr>\n",
@@ -821,18 +720,15 @@ int md_render_html(const md_report *r, FILE *out) {
           out);
     for (int i = 0; i < r->n_followup; i++) {
       const md_followup *f = &r->followup[i];
-      fputs("<tr><td>", out);
-      esc(out, f->from);
-      fputs("</td><td>", out);
-      esc(out, f->target);
-      fputs("</td><td>", out);
-      esc(out, f->protocol);
+      const char *cells[] = {f->from, f->target, f->protocol};
+      fputs(HTML.row_open, out);
+      md__cells(out, &HTML, cells, 3);
       fprintf(out,
               "</td><td class=\"n\">%u</td><td class=\"n\">%u</td><td class=\"n\">%.1f%%</td>"
               "<td class=\"n\">%.1f ms</td><td>",
               f->sent, f->recv, f->loss_pct, f->avg_ms);
       esc(out, f->why);
-      fputs("</td></tr>\n", out);
+      fputs(HTML.row_close, out);
     }
     fputs("</table></section>\n", out);
   }
@@ -840,16 +736,7 @@ int md_render_html(const md_report *r, FILE *out) {
     fputs("<section id=\"errors\"><h2>Errors</h2>\n<table><tr><th>Agent</th><th>Code</th>"
           "<th>Message</th></tr>\n",
           out);
-    for (int i = 0; i < r->n_errors; i++) {
-      const md_report_error *e = &r->errors[i];
-      fputs("<tr><td>", out);
-      esc(out, e->agent ? e->agent : "controller");
-      fputs("</td><td>", out);
-      esc(out, e->code);
-      fputs("</td><td>", out);
-      esc(out, e->message);
-      fputs("</td></tr>\n", out);
-    }
+    md__error_rows(out, &HTML, r);
     fputs("</table></section>\n", out);
   }
   fprintf(out, "<footer>mtrdiag %s · report schema %s</footer>\n</main>\n</body>\n</html>\n",

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "md_time.h"
+#include "render_common.h"
 
 /* s as markdown text: punctuation escaped, no line breaks or controls. */
 static void esc(FILE *out, const char *s) {
@@ -35,67 +35,19 @@ static void esc(FILE *out, const char *s) {
   }
 }
 
-/* A realtime ns as RFC 3339, or "-". */
-static const char *when(int64_t ns, char *buf, size_t len) {
-  if (!ns) {
-    snprintf(buf, len, "-");
-    return buf;
-  }
-  return md_time_rfc3339(ns, buf, len);
-}
-
-/* "local → cvm", escaped. */
-static void dir_title(FILE *out, const md_report *r, md_dir d) {
-  esc(out, md_report_agent_label(d == MD_DIR_FORWARD ? &r->a : &r->b, d ? "B" : "A"));
-  fputs(" → ", out);
-  esc(out, md_report_agent_label(d == MD_DIR_FORWARD ? &r->b : &r->a, d ? "A" : "B"));
-}
-
-/* A table row for an agent: name, address, host, version, clock offset. */
-static void agent_row(FILE *out, const char *tag, const md_report_agent *a) {
-  fprintf(out, "| %s | **", tag);
-  esc(out, md_report_agent_label(a, tag));
-  fputs("**", out);
-  if (!a->present) {
-    fputs(" — no agent (plain address", out);
-    if (a->probe_address) {
-      fputc(' ', out);
-      esc(out, a->probe_address);
-    }
-    fputs("): forward path only |\n", out);
-    return;
-  }
-  if (a->address) {
-    fputs(" — ", out);
-    esc(out, a->address);
-  }
-  if (a->hostname) {
-    fputs(", host ", out);
-    esc(out, a->hostname);
-  }
-  if (a->version) {
-    fputs(", mtr-agent ", out);
-    esc(out, a->version);
-  }
-  if (a->version)
-    fprintf(out, ", clock %+.1f ms", a->clock_offset_ms);
-  fputs(" |\n", out);
-}
-
-/* The suspect's end of a link: "A (source)" for TTL 0, else "IP (TTL n)". */
-static void link_end(FILE *out, const md_report *r, md_dir d, int ttl, const char *ip) {
-  if (ttl == 0) {
-    esc(out, md_report_agent_label(d == MD_DIR_FORWARD ? &r->a : &r->b, d ? "B" : "A"));
-    fputs(" (source)", out);
-    return;
-  }
-  if (ip) {
-    esc(out, ip);
-    fprintf(out, " (TTL %d)", ttl);
-  } else {
-    fprintf(out, "TTL %d", ttl);
-  }
-}
+/* Markdown's tables and escaping, for what render_common writes. */
+static const md__markup MD = {
+    .esc = esc,
+    .head_open = "| ",
+    .head_close = " | ",
+    .row_open = "| ",
+    .cell_sep = " | ",
+    .row_close = " |\n",
+    .strong_open = "**",
+    .strong_close = "**",
+    .code_open = "",
+    .code_close = "",
+};
 
 /* The diagnosis: status, direction, suspect, evidence, limits, advice. */
 static void diagnosis_md(FILE *out, const md_report *r) {
@@ -103,36 +55,24 @@ static void diagnosis_md(FILE *out, const md_report *r) {
   fputs("### Diagnosis\n\n", out);
   fprintf(out, "- **Status:** %s\n", md_status_name(d->status));
   fprintf(out, "- **Faulty direction:** %s", md_direction_name(d->direction));
-  if (d->direction == MD_DIRECTION_FORWARD || d->direction == MD_DIRECTION_REVERSE) {
-    fputs(" (", out);
-    dir_title(out, r, d->direction == MD_DIRECTION_FORWARD ? MD_DIR_FORWARD : MD_DIR_REVERSE);
-    fputc(')', out);
-  }
+  md__fault_dir(out, &MD, r);
   fputc('\n', out);
   if (d->has_suspect) {
     const md_suspect *s = &d->suspect;
     fprintf(out, "- **Suspect:** %s on the %s path, link ", md_suspect_kind_name(s->kind),
             md_dir_name(s->path));
-    link_end(out, r, s->path, s->from_ttl, s->from_ip);
-    fputs(" → ", out);
-    link_end(out, r, s->path, s->to_ttl, s->to_ip);
-    fprintf(out, ", confidence %.0f%%\n", s->confidence * 100.0);
+    md__suspect_link(out, &MD, r, s);
+    fputc('\n', out);
     if (s->n_evidence > 0 && s->evidence) {
       fputs("- **Evidence:**\n", out);
-      for (int i = 0; i < s->n_evidence; i++) {
-        fputs("  - ", out);
-        esc(out, s->evidence[i]);
-        fputc('\n', out);
-      }
+      md__items(out, &MD, s->evidence, s->n_evidence, "  - ", "\n");
     }
   } else {
     fputs("- **Suspect:** none\n", out);
   }
-  for (int i = 0; d->rate_limited && i < d->n_rate_limited; i++) {
-    const md_rate_limited *x = &d->rate_limited[i];
-    fprintf(out, "%s%s TTL %d ", i == 0 ? "- **ICMP rate-limited (not loss):** " : ", ",
-            md_dir_name(x->path), x->ttl);
-    esc(out, x->ip);
+  if (d->rate_limited && d->n_rate_limited > 0) {
+    fputs("- **ICMP rate-limited (not loss):** ", out);
+    md__rate_limited(out, &MD, d);
   }
   if (d->n_rate_limited > 0)
     fputc('\n', out);
@@ -168,26 +108,17 @@ static void fence(FILE *out, int n, const char *info) {
 static int path_md(FILE *out, const md_report *r, md_dir d) {
   const md_path *p = d == MD_DIR_FORWARD ? r->forward : r->reverse;
   const md_path_verdict *v = d == MD_DIR_FORWARD ? &r->forward_verdict : &r->reverse_verdict;
-  fprintf(out, "### %s path: ", d == MD_DIR_FORWARD ? "Forward" : "Reverse");
-  dir_title(out, r, d);
-  if (p && p->target) {
-    fputs(" (", out);
-    esc(out, p->target);
-    fputc(')', out);
-  }
+  fputs("### ", out);
+  md__path_title(out, &MD, r, d);
   fputs("\n\n", out);
   if (p && !p->complete)
     fputs("*The run did not finish all its cycles.*\n\n", out);
   if (p && v->present) {
     fputs("**Verdict:** ", out);
     esc(out, v->text && v->text[0] ? v->text : "-");
-    fprintf(out, " (destination loss %.1f%%, segment %s", v->destination_loss_pct,
-            md_segment_name(v->segment));
-    if (v->first_loss_ttl > 0)
-      fprintf(out, ", loss from TTL %d", v->first_loss_ttl);
-    if (v->latency_jump_ttl > 0)
-      fprintf(out, ", latency jump at TTL %d", v->latency_jump_ttl);
-    fputs(")\n\n", out);
+    fputc(' ', out);
+    md__verdict_figures(out, v);
+    fputs("\n\n", out);
   }
   char *buf = NULL;
   size_t len = 0;
@@ -274,14 +205,12 @@ int md_render_markdown(const md_report *r, FILE *out) {
   if (!r || !out)
     return -EINVAL;
   const md_diagnosis *d = &r->diagnosis;
-  char b1[64], b2[64];
   fprintf(out, "## mtrdiag: %s", md_status_name(d->status));
   if (d->direction == MD_DIRECTION_FORWARD || d->direction == MD_DIRECTION_REVERSE) {
     fputs(" — fault on the ", out);
     fputs(md_direction_name(d->direction), out);
-    fputs(" path (", out);
-    dir_title(out, r, d->direction == MD_DIRECTION_FORWARD ? MD_DIR_FORWARD : MD_DIR_REVERSE);
-    fputc(')', out);
+    fputs(" path", out);
+    md__fault_dir(out, &MD, r);
   } else if (d->direction == MD_DIRECTION_BOTH) {
     fputs(" — faults in both directions", out);
   }
@@ -292,32 +221,7 @@ int md_render_markdown(const md_report *r, FILE *out) {
     fputs("\n\n", out);
   }
   fputs("| | |\n|---|---|\n", out);
-  fputs("| Report | ", out);
-  esc(out, r->id[0] ? r->id : "(no id)");
-  fputs(" |\n", out);
-  fprintf(out, "| Started | %s |\n| Finished | %s |\n", when(r->started_at_ns, b1, sizeof b1),
-          when(r->finished_at_ns, b2, sizeof b2));
-  if (r->ran_by) {
-    fputs("| Ran by | ", out);
-    esc(out, r->ran_by);
-    fputs(" |\n", out);
-  }
-  agent_row(out, "A", &r->a);
-  agent_row(out, "B", &r->b);
-  const md_report_options *o = &r->options;
-  fputs("| Options | ", out);
-  esc(out, o->protocol[0] ? o->protocol : "icmp");
-  fprintf(out, ", %d cycles, interval %.3g s, %d bytes, TTL %d..%d", o->cycles,
-          o->interval_ms / 1000.0, o->psize, o->first_ttl > 0 ? o->first_ttl : 1, o->max_ttl);
-  if (o->port)
-    fprintf(out, ", port %d", o->port);
-  if (o->no_dns)
-    fputs(", no DNS", out);
-  if (o->family)
-    fprintf(out, ", IPv%d", o->family);
-  fputs(" |\n", out);
-  if (r->has_skew)
-    fprintf(out, "| Start skew | %.1f ms |\n", r->start_skew_ms);
+  md__header_rows(out, &MD, r);
   fputc('\n', out);
 
   diagnosis_md(out, r);
@@ -336,7 +240,7 @@ int md_render_markdown(const md_report *r, FILE *out) {
     for (int i = MD_DIR_FORWARD; i <= MD_DIR_REVERSE; i++) {
       const md_oneway_dir *w = i == MD_DIR_FORWARD ? &r->oneway_forward : &r->oneway_reverse;
       fputs("| ", out);
-      dir_title(out, r, (md_dir)i);
+      md__dir_title(out, &MD, r, (md_dir)i);
       fprintf(out, " | %u | %u | %.1f%% | %.1f ms | %.1f ms |\n", w->sent, w->recv, w->loss_pct,
               w->delay_avg_ms, w->delay_stdev_ms);
     }
@@ -348,30 +252,18 @@ int md_render_markdown(const md_report *r, FILE *out) {
     fputs("|---|---|---|---:|---:|---:|---:|---|\n", out);
     for (int i = 0; i < r->n_followup; i++) {
       const md_followup *f = &r->followup[i];
-      fputs("| ", out);
-      esc(out, f->from);
-      fputs(" | ", out);
-      esc(out, f->target);
-      fputs(" | ", out);
-      esc(out, f->protocol);
+      const char *cells[] = {f->from, f->target, f->protocol};
+      fputs(MD.row_open, out);
+      md__cells(out, &MD, cells, 3);
       fprintf(out, " | %u | %u | %.1f%% | %.1f ms | ", f->sent, f->recv, f->loss_pct, f->avg_ms);
       esc(out, f->why);
-      fputs(" |\n", out);
+      fputs(MD.row_close, out);
     }
     fputc('\n', out);
   }
   if (r->n_errors > 0 && r->errors) {
     fputs("### Errors\n\n| Agent | Code | Message |\n|---|---|---|\n", out);
-    for (int i = 0; i < r->n_errors; i++) {
-      const md_report_error *e = &r->errors[i];
-      fputs("| ", out);
-      esc(out, e->agent ? e->agent : "controller");
-      fputs(" | ", out);
-      esc(out, e->code);
-      fputs(" | ", out);
-      esc(out, e->message);
-      fputs(" |\n", out);
-    }
+    md__error_rows(out, &MD, r);
     fputc('\n', out);
   }
   fprintf(out, "<sub>mtrdiag %s, report schema %s</sub>\n", MD_VERSION, MD_REPORT_SCHEMA);

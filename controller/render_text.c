@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "md_time.h"
+#include "render_common.h"
 #include "report_json.h"
 
 /* --- Shared --------------------------------------------------------------------- */
@@ -219,15 +219,6 @@ static const char *flat(const char *s, char *buf, size_t len) {
     if (*p == '\n' || *p == '\r' || *p == '\t')
       *p = ' ';
   return buf;
-}
-
-/* A realtime ns as RFC 3339, or "-". */
-static const char *when(int64_t ns, char *buf, size_t len) {
-  if (!ns) {
-    snprintf(buf, len, "-");
-    return buf;
-  }
-  return md_time_rfc3339(ns, buf, len);
 }
 
 /* Whether any responder of the path carries MPLS labels (then the report
@@ -519,8 +510,8 @@ int md_render_text(const md_report *r, FILE *out) {
   char b1[256], b2[64], b3[64];
   const md_report_options *o = &r->options;
   tprintf(out, "mtrdiag report %s\n", r->id[0] ? r->id : "(no id)");
-  tprintf(out, "  %-9s %s  finished %s", "started", when(r->started_at_ns, b2, sizeof b2),
-          when(r->finished_at_ns, b3, sizeof b3));
+  tprintf(out, "  %-9s %s  finished %s", "started", md__when(r->started_at_ns, b2, sizeof b2),
+          md__when(r->finished_at_ns, b3, sizeof b3));
   if (r->ran_by)
     tprintf(out, "  by %s", flat(r->ran_by, b1, sizeof b1));
   tprintf(out, "\n");

@@ -615,7 +615,6 @@ static const char *kind_name(int v) {
   return md_suspect_kind_name((md_suspect_kind)v);
 }
 
-
 /* A time member: RFC 3339 or null (0). */
 static int get_time(const json_t *o, const char *where, const char *key, int64_t *out, jerr *e) {
   const json_t *v;
@@ -629,20 +628,32 @@ static int get_time(const json_t *o, const char *where, const char *key, int64_t
   return 0;
 }
 
+/* An array member and a zeroed C array of as many entries of size bytes
+ * (NULL for an empty array), which the list readers below fill. */
+static int get_list(const json_t *o, const char *where, const char *key, size_t size,
+                    const json_t **a, void **out, jerr *e) {
+  *out = NULL;
+  if (get_array(o, where, key, a, e))
+    return -EINVAL;
+  size_t len = json_array_size(*a);
+  if (len == 0)
+    return 0;
+  *out = calloc(len, size);
+  return *out ? 0 : oom(e, where, key);
+}
+
 /* An array member of TTLs (1..255) into a new int array. */
 static int get_ttls(const json_t *o, const char *where, const char *key, int **out, int *n,
                     jerr *e) {
   const json_t *a;
+  void *mem;
   *out = NULL;
   *n = 0;
-  if (get_array(o, where, key, &a, e))
-    return -EINVAL;
+  int rc = get_list(o, where, key, sizeof **out, &a, &mem, e);
+  if (rc || !mem)
+    return rc;
+  int *v = mem;
   size_t len = json_array_size(a);
-  if (len == 0)
-    return 0;
-  int *v = calloc(len, sizeof *v);
-  if (!v)
-    return oom(e, where, key);
   for (size_t i = 0; i < len; i++) {
     const json_t *x = json_array_get(a, i);
     if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > MD_MAX_TTL) {
@@ -660,17 +671,15 @@ static int get_ttls(const json_t *o, const char *where, const char *key, int **o
 static int get_strv(const json_t *o, const char *where, const char *key, char ***out, int *n,
                     jerr *e) {
   const json_t *a;
+  void *mem;
   *out = NULL;
   *n = 0;
-  if (get_array(o, where, key, &a, e))
-    return -EINVAL;
-  size_t len = json_array_size(a);
-  if (len == 0)
-    return 0;
-  char **v = calloc(len, sizeof *v);
-  if (!v)
-    return oom(e, where, key);
+  int rc = get_list(o, where, key, sizeof **out, &a, &mem, e);
+  if (rc || !mem)
+    return rc;
+  char **v = mem;
   *out = v; /* the caller's report frees what is there on failure */
+  size_t len = json_array_size(a);
   for (size_t i = 0; i < len; i++) {
     const json_t *x = json_array_get(a, i);
     if (!json_is_string(x))
@@ -679,6 +688,33 @@ static int get_strv(const json_t *o, const char *where, const char *key, char **
     if (!v[i])
       return oom(e, where, key);
     *n = (int)i + 1;
+  }
+  return 0;
+}
+
+/* Reads one object of a list into elem; w names its place. */
+typedef int (*elem_reader)(const json_t *x, const char *w, void *elem, jerr *e);
+
+/* An array member of objects into a new array of entries of size bytes,
+ * each read by fn and named "where.key[i]" in errors. *n counts the
+ * entries begun, so that the caller's report frees what they hold when one
+ * fails. */
+static int get_objects(const json_t *o, const char *where, const char *key, size_t size,
+                       elem_reader fn, void **out, int *n, jerr *e) {
+  const json_t *a;
+  int rc = get_list(o, where, key, size, &a, out, e);
+  if (rc || !*out)
+    return rc;
+  size_t len = json_array_size(a);
+  for (size_t i = 0; i < len; i++) {
+    char w[64];
+    snprintf(w, sizeof w, "%s%s%s[%zu]", where, where[0] ? "." : "", key, i);
+    const json_t *x = json_array_get(a, i);
+    *n = (int)i + 1;
+    if (!json_is_object(x))
+      return fail(e, w, "", "expected an object");
+    if (fn(x, w, (char *)*out + i * size, e))
+      return -EINVAL;
   }
   return 0;
 }
@@ -785,36 +821,31 @@ static int path_from(const json_t *o, const char *key, md_path **p, md_path_verd
   return verdict_from(vj, w, v, e);
 }
 
+/* One alignment.shared[] pair. */
+static int pair_from(const json_t *x, const char *w, void *elem, jerr *e) {
+  md_align_pair *p = elem;
+  if (get_i(x, w, "forward_ttl", 1, MD_MAX_TTL, &p->forward_ttl, e) ||
+      get_i(x, w, "reverse_ttl", 1, MD_MAX_TTL, &p->reverse_ttl, e) ||
+      get_fixed(x, w, "how", p->how, sizeof p->how, e))
+    return -EINVAL;
+  return 0;
+}
+
 /* alignment (null is taken as empty). */
 static int alignment_from(const json_t *o, md_alignment *al, jerr *e) {
-  const json_t *aj, *shared;
+  const json_t *aj;
   const char *w = "alignment";
+  void *shared = NULL;
   if (get_object(o, "", w, true, &aj, e))
     return -EINVAL;
   if (!aj)
     return 0;
-  if (get_bool(aj, w, "asymmetric", false, false, &al->asymmetric, e) ||
-      get_array(aj, w, "shared", &shared, e))
+  if (get_bool(aj, w, "asymmetric", false, false, &al->asymmetric, e))
     return -EINVAL;
-  size_t n = json_array_size(shared);
-  if (n) {
-    al->shared = calloc(n, sizeof *al->shared);
-    if (!al->shared)
-      return oom(e, w, "shared");
-  }
-  for (size_t i = 0; i < n; i++) {
-    char k[48];
-    snprintf(k, sizeof k, "alignment.shared[%zu]", i);
-    const json_t *x = json_array_get(shared, i);
-    md_align_pair *p = &al->shared[i];
-    if (!json_is_object(x))
-      return fail(e, k, "", "expected an object");
-    if (get_i(x, k, "forward_ttl", 1, MD_MAX_TTL, &p->forward_ttl, e) ||
-        get_i(x, k, "reverse_ttl", 1, MD_MAX_TTL, &p->reverse_ttl, e) ||
-        get_fixed(x, k, "how", p->how, sizeof p->how, e))
-      return -EINVAL;
-    al->n_shared = (int)i + 1;
-  }
+  int rc = get_objects(aj, w, "shared", sizeof *al->shared, pair_from, &shared, &al->n_shared, e);
+  al->shared = shared;
+  if (rc)
+    return rc;
   if (get_ttls(aj, w, "forward_only_ttls", &al->forward_only_ttls, &al->n_forward_only, e) ||
       get_ttls(aj, w, "reverse_only_ttls", &al->reverse_only_ttls, &al->n_reverse_only, e))
     return -EINVAL;
@@ -836,35 +867,27 @@ static int oneway_dir_from(const json_t *o, const char *key, md_oneway_dir *d, j
   return 0;
 }
 
+/* One followup[] entry. */
+static int followup_entry(const json_t *x, const char *w, void *elem, jerr *e) {
+  md_followup *f = elem;
+  if (get_str(x, w, "from", true, false, &f->from, e) ||
+      get_str(x, w, "target", true, false, &f->target, e) ||
+      get_fixed(x, w, "protocol", f->protocol, sizeof f->protocol, e) ||
+      get_u32(x, w, "sent", &f->sent, e) || get_u32(x, w, "recv", &f->recv, e) ||
+      get_num(x, w, "loss_pct", 0, 100, NULL, &f->loss_pct, e) ||
+      get_num(x, w, "avg_ms", 0, 1e12, NULL, &f->avg_ms, e) ||
+      get_str(x, w, "why", true, false, &f->why, e))
+    return -EINVAL;
+  return 0;
+}
+
 /* followup[]. */
 static int followup_from(const json_t *o, md_report *r, jerr *e) {
-  const json_t *a;
-  if (get_array(o, "", "followup", &a, e))
-    return -EINVAL;
-  size_t n = json_array_size(a);
-  if (!n)
-    return 0;
-  r->followup = calloc(n, sizeof *r->followup);
-  if (!r->followup)
-    return oom(e, "", "followup");
-  for (size_t i = 0; i < n; i++) {
-    char w[40];
-    snprintf(w, sizeof w, "followup[%zu]", i);
-    const json_t *x = json_array_get(a, i);
-    md_followup *f = &r->followup[i];
-    r->n_followup = (int)i + 1;
-    if (!json_is_object(x))
-      return fail(e, w, "", "expected an object");
-    if (get_str(x, w, "from", true, false, &f->from, e) ||
-        get_str(x, w, "target", true, false, &f->target, e) ||
-        get_fixed(x, w, "protocol", f->protocol, sizeof f->protocol, e) ||
-        get_u32(x, w, "sent", &f->sent, e) || get_u32(x, w, "recv", &f->recv, e) ||
-        get_num(x, w, "loss_pct", 0, 100, NULL, &f->loss_pct, e) ||
-        get_num(x, w, "avg_ms", 0, 1e12, NULL, &f->avg_ms, e) ||
-        get_str(x, w, "why", true, false, &f->why, e))
-      return -EINVAL;
-  }
-  return 0;
+  void *v = NULL;
+  int rc =
+      get_objects(o, "", "followup", sizeof *r->followup, followup_entry, &v, &r->n_followup, e);
+  r->followup = v;
+  return rc;
 }
 
 /* diagnosis.suspect (an object; null handled by the caller). */
@@ -886,9 +909,20 @@ static int suspect_from(const json_t *x, md_suspect *s, jerr *e) {
   return 0;
 }
 
+/* One diagnosis.rate_limited[] hop. */
+static int rate_limited_from(const json_t *x, const char *w, void *elem, jerr *e) {
+  md_rate_limited *m = elem;
+  int path = 0;
+  if (get_enum(x, w, "path", dir_name, MD_DIR_REVERSE + 1, &path, e) ||
+      get_i(x, w, "ttl", 1, MD_MAX_TTL, &m->ttl, e) || get_str(x, w, "ip", true, false, &m->ip, e))
+    return -EINVAL;
+  m->path = (md_dir)path;
+  return 0;
+}
+
 /* diagnosis. */
 static int diagnosis_from(const json_t *o, md_diagnosis *d, jerr *e) {
-  const json_t *x, *sj, *rl;
+  const json_t *x, *sj;
   const char *w = "diagnosis";
   int status = 0, direction = 0;
   if (get_object(o, "", w, false, &x, e) ||
@@ -904,60 +938,34 @@ static int diagnosis_from(const json_t *o, md_diagnosis *d, jerr *e) {
     if (suspect_from(sj, &d->suspect, e))
       return -EINVAL;
   }
-  if (get_array(x, w, "rate_limited", &rl, e))
-    return -EINVAL;
-  size_t n = json_array_size(rl);
-  if (n) {
-    d->rate_limited = calloc(n, sizeof *d->rate_limited);
-    if (!d->rate_limited)
-      return oom(e, w, "rate_limited");
-  }
-  for (size_t i = 0; i < n; i++) {
-    char k[48];
-    snprintf(k, sizeof k, "diagnosis.rate_limited[%zu]", i);
-    const json_t *y = json_array_get(rl, i);
-    md_rate_limited *m = &d->rate_limited[i];
-    int path = 0;
-    d->n_rate_limited = (int)i + 1;
-    if (!json_is_object(y))
-      return fail(e, k, "", "expected an object");
-    if (get_enum(y, k, "path", dir_name, MD_DIR_REVERSE + 1, &path, e) ||
-        get_i(y, k, "ttl", 1, MD_MAX_TTL, &m->ttl, e) ||
-        get_str(y, k, "ip", true, false, &m->ip, e))
-      return -EINVAL;
-    m->path = (md_dir)path;
-  }
+  void *rl = NULL;
+  int rc = get_objects(x, w, "rate_limited", sizeof *d->rate_limited, rate_limited_from, &rl,
+                       &d->n_rate_limited, e);
+  d->rate_limited = rl;
+  if (rc)
+    return rc;
   if (get_str(x, w, "summary", true, false, &d->summary, e) ||
       get_strv(x, w, "advice", &d->advice, &d->n_advice, e))
     return -EINVAL;
   return 0;
 }
 
+/* One errors[] entry. */
+static int error_entry(const json_t *x, const char *w, void *elem, jerr *e) {
+  md_report_error *m = elem;
+  if (get_str(x, w, "agent", true, false, &m->agent, e) ||
+      get_str(x, w, "code", false, false, &m->code, e) ||
+      get_str(x, w, "message", false, false, &m->message, e))
+    return -EINVAL;
+  return 0;
+}
+
 /* errors[]. */
 static int errors_from(const json_t *o, md_report *r, jerr *e) {
-  const json_t *a;
-  if (get_array(o, "", "errors", &a, e))
-    return -EINVAL;
-  size_t n = json_array_size(a);
-  if (!n)
-    return 0;
-  r->errors = calloc(n, sizeof *r->errors);
-  if (!r->errors)
-    return oom(e, "", "errors");
-  for (size_t i = 0; i < n; i++) {
-    char w[40];
-    snprintf(w, sizeof w, "errors[%zu]", i);
-    const json_t *x = json_array_get(a, i);
-    md_report_error *m = &r->errors[i];
-    r->n_errors = (int)i + 1;
-    if (!json_is_object(x))
-      return fail(e, w, "", "expected an object");
-    if (get_str(x, w, "agent", true, false, &m->agent, e) ||
-        get_str(x, w, "code", false, false, &m->code, e) ||
-        get_str(x, w, "message", false, false, &m->message, e))
-      return -EINVAL;
-  }
-  return 0;
+  void *v = NULL;
+  int rc = get_objects(o, "", "errors", sizeof *r->errors, error_entry, &v, &r->n_errors, e);
+  r->errors = v;
+  return rc;
 }
 
 /* An id as md_report_new_id makes them, or as another tool might: 1..39

@@ -6,12 +6,12 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "align.h"
+#include "sbuf.h"
 
 /* --- Hop figures -------------------------------------------------------------- */
 
@@ -295,73 +295,34 @@ int md_verdict_analyse(const md_path *p, md_verdict_detail *d) {
 
 /* --- PATH.verdict ------------------------------------------------------------- */
 
-/* A growing string; a failed append sets failed and frees nothing (the
- * caller frees s once). */
-typedef struct sbuf {
-  char *s;
-  size_t len, cap;
-  bool failed;
-} sbuf;
-
-/* printf onto the end of the buffer. */
-__attribute__((format(printf, 2, 3))) static void sb_add(sbuf *b, const char *fmt, ...) {
-  if (b->failed)
-    return;
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = b->cap - b->len;
-    int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? room : 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-      b->failed = true;
-      return;
-    }
-    if (b->s && (size_t)n < room) {
-      b->len += (size_t)n;
-      return;
-    }
-    size_t cap = b->cap ? b->cap : 128;
-    while (cap < b->len + (size_t)n + 1)
-      cap *= 2;
-    char *s = realloc(b->s, cap);
-    if (!s) {
-      b->failed = true;
-      return;
-    }
-    b->s = s;
-    b->cap = cap;
-  }
-}
-
 /* "hop 2 (198.18.2.2)", "hops 2 (a) and 3 (b)", "hops 2 (a), 3 (b) and 5 (c)". */
-static void sb_hop_list(sbuf *b, const md_path *p, const int *ttls, int n) {
+static void sb_hop_list(md__sbuf *b, const md_path *p, const int *ttls, int n) {
   char ip[MD_ADDRSTRLEN];
-  sb_add(b, "%s", n == 1 ? "hop " : "hops ");
+  md__sb_add(b, "%s", n == 1 ? "hop " : "hops ");
   for (int i = 0; i < n; i++) {
     const md_hop *h = md_path_hop_at(p, ttls[i]);
-    sb_add(b, "%s%d (%s)",
-           i == 0       ? ""
-           : i == n - 1 ? " and "
-                        : ", ",
-           ttls[i], md_verdict_hop_ip(h, ip, sizeof ip));
+    md__sb_add(b, "%s%d (%s)",
+               i == 0       ? ""
+               : i == n - 1 ? " and "
+                            : ", ",
+               ttls[i], md_verdict_hop_ip(h, ip, sizeof ip));
   }
 }
 
 /* The rate-limiting clause, shared by the clean and the lossy sentences. */
-static void sb_rate_limited(sbuf *b, const md_path *p, const md_verdict_detail *d,
+static void sb_rate_limited(md__sbuf *b, const md_path *p, const md_verdict_detail *d,
                             const char *lead) {
   if (d->n_rate_limited == 0)
     return;
-  sb_add(b, "%sthe loss at ", lead);
+  md__sb_add(b, "%sthe loss at ", lead);
   sb_hop_list(b, p, d->rate_limited_ttls, d->n_rate_limited);
-  sb_add(b, " is ICMP rate limiting on %s, not a fault",
-         d->n_rate_limited == 1 ? "that router" : "those routers");
+  md__sb_add(b, " is ICMP rate limiting on %s, not a fault",
+             d->n_rate_limited == 1 ? "that router" : "those routers");
 }
 
 /* One sentence in operator words (docs/verdict.md has one per case). */
 static char *verdict_text(const md_path *p, const md_verdict_detail *d) {
-  sbuf b = {0};
+  md__sbuf b = {0};
   char ip[MD_ADDRSTRLEN];
   const char *target = p->target ? p->target : "?";
   if (!d->reached) {
@@ -369,54 +330,52 @@ static char *verdict_text(const md_path *p, const md_verdict_detail *d) {
     for (int i = 0; i < p->n_hops; i++)
       if (md_verdict_hop_sent(&p->hops[i]) > sent)
         sent = md_verdict_hop_sent(&p->hops[i]);
-    sb_add(&b, "The destination %s never answered (%u probes per hop)", target, (unsigned)sent);
+    md__sb_add(&b, "The destination %s never answered (%u probes per hop)", target, (unsigned)sent);
     if (d->last_answer_idx < 0)
-      sb_add(&b, " and no hop answered either: the trace stops at the first hop, in %s",
-             md_verdict_segment_words(d->segment));
+      md__sb_add(&b, " and no hop answered either: the trace stops at the first hop, in %s",
+                 md_verdict_segment_words(d->segment));
     else if (d->segment == MD_SEG_DESTINATION_HOST)
-      sb_add(&b,
-             "; the last hop that answered, hop %d (%s), is on the destination's own link: "
-             "the destination itself does not answer (down, or its firewall drops the probes)",
-             d->from_ttl, md_verdict_hop_ip(&p->hops[d->last_answer_idx], ip, sizeof ip));
+      md__sb_add(&b,
+                 "; the last hop that answered, hop %d (%s), is on the destination's own link: "
+                 "the destination itself does not answer (down, or its firewall drops the probes)",
+                 d->from_ttl, md_verdict_hop_ip(&p->hops[d->last_answer_idx], ip, sizeof ip));
     else
-      sb_add(&b, "; responses stop after hop %d (%s), in %s", d->from_ttl,
-             md_verdict_hop_ip(&p->hops[d->last_answer_idx], ip, sizeof ip),
-             md_verdict_segment_words(d->segment));
+      md__sb_add(&b, "; responses stop after hop %d (%s), in %s", d->from_ttl,
+                 md_verdict_hop_ip(&p->hops[d->last_answer_idx], ip, sizeof ip),
+                 md_verdict_segment_words(d->segment));
     sb_rate_limited(&b, p, d, "; ");
   } else if (!d->dest_lossy) {
-    sb_add(&b, "No loss at the destination %s%s (%u of %u probes lost): the path is fine", target,
-           d->dest_lost ? " beyond noise" : "", (unsigned)d->dest_lost, (unsigned)d->dest_sent);
+    md__sb_add(&b, "No loss at the destination %s%s (%u of %u probes lost): the path is fine",
+               target, d->dest_lost ? " beyond noise" : "", (unsigned)d->dest_lost,
+               (unsigned)d->dest_sent);
     sb_rate_limited(&b, p, d, "; ");
   } else if (d->segment == MD_SEG_DESTINATION_HOST) {
-    sb_add(&b,
-           "%.0f%% loss at the destination %s (%u of %u probes) and at no hop before it: the "
-           "destination itself drops probes (its firewall or configuration)",
-           d->dest_loss_pct, target, (unsigned)d->dest_lost, (unsigned)d->dest_sent);
+    md__sb_add(&b,
+               "%.0f%% loss at the destination %s (%u of %u probes) and at no hop before it: the "
+               "destination itself drops probes (its firewall or configuration)",
+               d->dest_loss_pct, target, (unsigned)d->dest_lost, (unsigned)d->dest_sent);
     sb_rate_limited(&b, p, d, "; ");
   } else {
     const md_hop *h = &p->hops[d->first_loss_idx];
-    sb_add(&b,
-           "%.0f%% loss at the destination %s (%u of %u probes), beginning at hop %d (%s, %.0f%%) "
-           "and continuing to the destination: a problem in %s",
-           d->dest_loss_pct, target, (unsigned)d->dest_lost, (unsigned)d->dest_sent,
-           d->first_loss_ttl, md_verdict_hop_ip(h, ip, sizeof ip), md_verdict_hop_loss_pct(h),
-           md_verdict_segment_words(d->segment));
+    md__sb_add(
+        &b,
+        "%.0f%% loss at the destination %s (%u of %u probes), beginning at hop %d (%s, %.0f%%) "
+        "and continuing to the destination: a problem in %s",
+        d->dest_loss_pct, target, (unsigned)d->dest_lost, (unsigned)d->dest_sent, d->first_loss_ttl,
+        md_verdict_hop_ip(h, ip, sizeof ip), md_verdict_hop_loss_pct(h),
+        md_verdict_segment_words(d->segment));
     sb_rate_limited(&b, p, d, "; before it, ");
   }
   if (d->latency_jump_ttl) {
     const md_hop *h = md_path_hop_at(p, d->latency_jump_ttl);
     char ip2[MD_ADDRSTRLEN];
-    sb_add(&b, "; latency rises from %.1f ms to %.1f ms at hop %d (%s) and stays there to %s",
-           d->latency_before_ms, d->latency_after_ms, d->latency_jump_ttl,
-           md_verdict_hop_ip(h, ip2, sizeof ip2),
-           d->reached ? "the destination" : "the last hop that answered");
+    md__sb_add(&b, "; latency rises from %.1f ms to %.1f ms at hop %d (%s) and stays there to %s",
+               d->latency_before_ms, d->latency_after_ms, d->latency_jump_ttl,
+               md_verdict_hop_ip(h, ip2, sizeof ip2),
+               d->reached ? "the destination" : "the last hop that answered");
   }
-  sb_add(&b, ".");
-  if (b.failed) {
-    free(b.s);
-    return NULL;
-  }
-  return b.s;
+  md__sb_add(&b, ".");
+  return md__sb_take(&b);
 }
 
 /* PATH.verdict from the reading. */
