@@ -125,6 +125,7 @@ dpkg_locked dpkg -i "$DEB" >"$LAB_TMP/dpkg-i.log" || lab_fail "dpkg -i: $(cat "$
 FILES=(/usr/sbin/mtr-agent /usr/bin/mtrctl /lib/systemd/system/mtr-agent.service
   /etc/mtr-agent/config.yaml.example
   /usr/share/doc/mtrdiag/examples/mtr-agent.example.yaml /usr/share/doc/mtrdiag/examples/mtrctl.example.yaml
+  /usr/share/doc/mtrdiag/examples/README.md /usr/share/doc/mtrdiag/examples/healthy/report.txt
   /usr/share/man/man1/mtrctl.1.gz /usr/share/man/man8/mtr-agent.8.gz
   /usr/share/bash-completion/completions/mtrctl /usr/share/bash-completion/completions/mtr-agent)
 listed=$(dpkg -L mtrdiag)
