@@ -221,6 +221,27 @@ static const char *flat(const char *s, char *buf, size_t len) {
   return buf;
 }
 
+/* A flattened copy of a free-text value (summary, evidence, advice, a
+ * verdict, an error message), as long as the value is: the text report
+ * shows such sentences whole, as the JSON holds them. */
+typedef struct flatbuf {
+  char *s;
+  size_t cap;
+} flatbuf;
+
+/* flat() into fb, growing it; "" if memory runs out. */
+static const char *flatx(flatbuf *fb, const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  if (n + 1 > fb->cap) {
+    char *p = realloc(fb->s, n + 1);
+    if (!p)
+      return "";
+    fb->s = p;
+    fb->cap = n + 1;
+  }
+  return flat(s, fb->s, fb->cap);
+}
+
 /* Whether any responder of the path carries MPLS labels (then the report
  * shows them, as mtr -e would). */
 static bool has_mpls(const md_path *p) {
@@ -402,7 +423,8 @@ static const char *dir_title(const md_report *r, md_dir d, char *buf, size_t len
  * rate-limited hops, advice. */
 static void diagnosis_text(const md_report *r, FILE *out) {
   const md_diagnosis *d = &r->diagnosis;
-  char b1[1024], b2[320];
+  flatbuf fb = {0};
+  char b2[320];
   char status[16];
   snprintf(status, sizeof status, "%s", md_status_name(d->status));
   for (char *p = status; *p; p++)
@@ -416,7 +438,7 @@ static void diagnosis_text(const md_report *r, FILE *out) {
     tprintf(out, ", both directions");
   tprintf(out, "\n");
   if (d->summary && d->summary[0])
-    tprintf(out, "  %s\n", flat(d->summary, b1, sizeof b1));
+    tprintf(out, "  %s\n", flatx(&fb, d->summary));
   if (d->has_suspect) {
     const md_suspect *s = &d->suspect;
     char b3[320];
@@ -425,7 +447,7 @@ static void diagnosis_text(const md_report *r, FILE *out) {
             ttl_name(r, s->path, s->from_ttl, s->from_ip, b2, sizeof b2),
             ttl_name(r, s->path, s->to_ttl, s->to_ip, b3, sizeof b3), s->confidence * 100.0);
     for (int i = 0; s->evidence && i < s->n_evidence; i++)
-      tprintf(out, "  %-9s - %s\n", i == 0 ? "Evidence:" : "", flat(s->evidence[i], b1, sizeof b1));
+      tprintf(out, "  %-9s - %s\n", i == 0 ? "Evidence:" : "", flatx(&fb, s->evidence[i]));
   }
   for (int i = 0; d->rate_limited && i < d->n_rate_limited; i++) {
     const md_rate_limited *x = &d->rate_limited[i];
@@ -436,8 +458,9 @@ static void diagnosis_text(const md_report *r, FILE *out) {
   if (d->n_advice > 0 && d->advice) {
     tprintf(out, "  Advice:\n");
     for (int i = 0; i < d->n_advice; i++)
-      tprintf(out, "    %d. %s\n", i + 1, flat(d->advice[i], b1, sizeof b1));
+      tprintf(out, "    %d. %s\n", i + 1, flatx(&fb, d->advice[i]));
   }
+  free(fb.s);
 }
 
 /* A direction's verdict, one or two lines under its mtr report. */
@@ -447,7 +470,9 @@ static void verdict_text(const md_path_verdict *v, FILE *out) {
     tprintf(out, "  Verdict: none (not analysed)\n");
     return;
   }
-  tprintf(out, "  Verdict: %s\n", v->text && v->text[0] ? flat(v->text, b, sizeof b) : "-");
+  flatbuf fb = {0};
+  tprintf(out, "  Verdict: %s\n", v->text && v->text[0] ? flatx(&fb, v->text) : "-");
+  free(fb.s);
   tprintf(out, "           destination loss %.1f%%, segment %s", v->destination_loss_pct,
           md_segment_name(v->segment));
   if (v->first_loss_ttl > 0)
@@ -572,8 +597,9 @@ int md_render_text(const md_report *r, FILE *out) {
               flat(f->target ? f->target : "?", b3, sizeof b3), f->protocol, f->sent, f->recv,
               f->loss_pct, f->avg_ms);
       if (f->why && f->why[0]) {
-        char why[1024];
-        tprintf(out, "      why: %s\n", flat(f->why, why, sizeof why));
+        flatbuf fb = {0};
+        tprintf(out, "      why: %s\n", flatx(&fb, f->why));
+        free(fb.s);
       }
     }
   }
@@ -582,9 +608,10 @@ int md_render_text(const md_report *r, FILE *out) {
     tprintf(out, "\nErrors\n");
     for (int i = 0; i < r->n_errors; i++) {
       const md_report_error *e = &r->errors[i];
-      char msg[1024];
+      flatbuf fb = {0};
       tprintf(out, "  %s: %s: %s\n", flat(e->agent ? e->agent : "controller", b1, sizeof b1),
-              flat(e->code, b2, sizeof b2), flat(e->message, msg, sizeof msg));
+              flat(e->code, b2, sizeof b2), flatx(&fb, e->message));
+      free(fb.s);
     }
   }
   return ferror(out) ? -EIO : 0;

@@ -254,6 +254,29 @@ static void test_text_no_control_chars(void **state) {
   md_report_free(r);
 }
 
+/* Long free text (a summary, an error message of 3000 bytes) is shown whole,
+ * as the JSON holds it, not cut at a buffer's size. */
+static void test_text_long_values(void **state) {
+  (void)state;
+  md_report *r = load(FIXTURE("asymmetric.json"));
+  char longtext[3001];
+  for (int i = 0; i < 3000; i++)
+    longtext[i] = (char)('a' + i % 26);
+  longtext[2999] = 'Z';
+  longtext[3000] = '\0';
+  free(r->diagnosis.summary);
+  r->diagnosis.summary = strdup(longtext);
+  md_report_add_error(r, "cvm", "x", longtext);
+  char *t = render(r, MD_FORMAT_TEXT);
+  char want[3100];
+  snprintf(want, sizeof want, "  %s\n", longtext);
+  has(t, want);
+  snprintf(want, sizeof want, "  cvm: x: %s\n", longtext);
+  has(t, want);
+  free(t);
+  md_report_free(r);
+}
+
 /* --- Markdown ------------------------------------------------------------------- */
 
 static void test_markdown(void **state) {
@@ -574,6 +597,7 @@ int main(void) {
       cmocka_unit_test(test_hop_name),
       cmocka_unit_test(test_text),
       cmocka_unit_test(test_text_no_control_chars),
+      cmocka_unit_test(test_text_long_values),
       cmocka_unit_test(test_markdown),
       cmocka_unit_test(test_markdown_escaping),
       cmocka_unit_test(test_html),
