@@ -1,112 +1,46 @@
-/* diagnose: connect, start both runs at one instant, gather, check the
- * local ISP against a reference when the procedure asks for it, analyse.
- * See diagnose.h for the shape; every step is one callback below, in the
- * order they happen. */
+/* diagnose: the orchestration of `mtrctl diagnose A B` (docs/architecture.md).
+ *
+ * In the flow CLI -> orchestration -> agents -> results -> merge -> verdict
+ * -> renderers, cli_diagnose.c calls md_diag_run, and this file runs the two
+ * traces: connect, start both runs at one instant, gather, check the local
+ * ISP against a reference when the procedure asks for it, analyse
+ * (md_report_analyse: verdict, alignment, diagnosis). See diagnose.h for the
+ * shape; every step is one callback below, in the order they happen.
+ *
+ * The other parts of the orchestration, sharing diagnose_int.h's `diag`:
+ * diagnose_oneway.c (the agent-to-agent one-way streams) and
+ * diagnose_followup.c (the reference check and the follow-up pings).
+ * md__check_progress here decides when each of them starts.
+ */
 #include "diagnose.h"
 
 #include <errno.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "client.h"
+#include "diagnose_int.h"
 #include "diagnosis.h"
-#include "align.h"
-#include "localise.h"
 #include "md_log.h"
 #include "md_time.h"
-#include "oneway.h"
-#include "verdict.h"
 
 #define START_MARGIN_NS 300000000LL /* from "both ready" to the common first probe */
 #define CONNECT_TIMEOUT_MS 10000    /* connect, TLS, hello, time sync: slow over a lossy path */
 #define CANCEL_GRACE_MS 3000        /* after Ctrl-C / timeout: wait this long for results */
-#define MD_FOLLOWUP_MAX 4        /* follow-up probes in one round (within max_concurrent_runs 4) */
-#define FOLLOWUP_CYCLES 30       /* pings per follow-up probe */
-#define FOLLOWUP_INTERVAL_MS 100 /* the default policy.min_interval */
 
 enum run_kind { RUN_MAIN, RUN_REFERENCE };
 
-typedef struct side {
-  struct diag *d;
-  int idx;                   /* 0: A, 1: B */
-  const md_ctl_agent *agent; /* NULL: B is a plain address */
-  md_report_agent *ra;
-  md_client *client;
-  bool connecting, ready, closed;
-  char target[MD_ADDRSTRLEN]; /* numeric address this side traces to */
-  char target_name[256];
-  char run_id[48], ref_id[48];
-  bool run_open, ref_open; /* started, no result yet */
-  int64_t accepted_ctl_ns; /* scheduled first probe, controller clock */
-  uint32_t cycles_done;
-  int hops;
-  int64_t offset_ns, rtt_ns; /* from time sync */
-  int64_t heard_mono;        /* last news of its run (ready, accepted, HopUpdate) */
-} side;
-
-/* One direction of the one-way measurement: the sender is one agent, the
- * receiver the other; the receiver is asked first (it says its port). */
-typedef struct ow_stream {
-  bool planned, recv_open, send_open;
-  int sender, receiver; /* side indexes */
-  char id[48];
-  md_oneway_plan plan;
-  bool have_send, have_recv;
-  md_client_stream_result send_res, recv_res; /* numbers only (strings dropped) */
-  char why[512];                              /* why it produced nothing, when it did not */
-} ow_stream;
-
-/* Record why a stream produced nothing (formatted apart: the id it quotes
- * lives in the same structure). */
-__attribute__((format(printf, 2, 3))) static void set_why(ow_stream *w, const char *fmt, ...) {
-  char tmp[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  memcpy(w->why, tmp, sizeof tmp);
-}
-
-typedef struct diag {
-  uv_loop_t *loop;
-  md_tls_ctx *tls;
-  const md_diag_opts *o;
-  md_report *r;
-  side s[2];
-  uv_timer_t deadline;
-  uv_signal_t sigint;
-  bool started, stopping, finished;
-  int64_t t0_mono;
-  const char *reference;
-  unsigned reference_from; /* MD_REFERENCE_FROM_* */
-  bool reference_asked;
-  char ref_note[600];           /* why the reference check did not run */
-  char ref_addr[MD_ADDRSTRLEN]; /* the reference, numeric */
-  ow_stream ow[2];              /* [0] A->B, [1] B->A */
-  bool followup_asked;
-  int n_fu; /* follow-up probes started */
-  struct fu {
-    int side;
-    char id[64];
-    char target[MD_ADDRSTRLEN];
-    char why[512];
-    bool open;
-  } fu[MD_FOLLOWUP_MAX];
-} diag;
-
-static void check_progress(diag *d);
-static int resolve(const char *host, int family, char *out, size_t outlen, char *err,
-                   size_t errlen);
-
-static char *xstrdup(const char *s) {
+/* strdup that passes NULL through (optional names and addresses of the report). */
+char *md__xstrdup(const char *s) {
   return s ? strdup(s) : NULL;
 }
 
 /* ---- live progress (a terminal only) */
 
+/* One line on the terminal, rewritten in place at each HopUpdate, so an operator
+ * sees both runs advance and how long is left; final: end the line. */
 static void show_progress(diag *d, bool final) {
   FILE *f = d->o->progress;
   if (!f)
@@ -131,6 +65,7 @@ static void show_progress(diag *d, bool final) {
 
 /* ---- ending */
 
+/* The timer and the signal handle live inside diag: nothing to free. */
 static void handle_closed(uv_handle_t *h) {
   (void)h;
 }
@@ -149,6 +84,8 @@ static void finish(diag *d) {
   show_progress(d, true);
 }
 
+/* Whether anything ordered (a run, a reference run, a stream side, a
+ * follow-up) still owes its result: the diagnosis waits for all of them. */
 static bool any_open_run(diag *d) {
   for (int i = 0; i < 2; i++)
     if (d->s[i].run_open || d->s[i].ref_open || d->ow[i].recv_open || d->ow[i].send_open)
@@ -159,6 +96,7 @@ static bool any_open_run(diag *d) {
   return false;
 }
 
+/* After a stop, the results that did not come within the grace are given up. */
 static void on_cancel_grace(uv_timer_t *t) {
   finish(t->data);
 }
@@ -188,6 +126,7 @@ static void stop(diag *d, const char *code, const char *why) {
   uv_timer_start(&d->deadline, on_cancel_grace, CANCEL_GRACE_MS, 0);
 }
 
+/* The whole-run timeout (--timeout): stop, naming whom it still waited for. */
 static void on_deadline(uv_timer_t *t) {
   diag *d = t->data;
   char why[512];
@@ -213,6 +152,7 @@ static void on_deadline(uv_timer_t *t) {
   stop(d, "timeout", why);
 }
 
+/* Ctrl-C: stop, and still print the report of what was gathered. */
 static void on_sigint(uv_signal_t *h, int sig) {
   (void)sig;
   diag *d = h->data;
@@ -222,161 +162,15 @@ static void on_sigint(uv_signal_t *h, int sig) {
 
 /* ---- starting the runs at one instant */
 
-static void fill_request(diag *d, side *s, Mtrdiag__V1__RunRequest *req, const char *id,
-                         const char *target, const char *target_name, int64_t start_ctl_ns) {
+/* Every run of the diagnosis (main, reference) carries the operator's
+ * options; only the id, the target and the start instant differ. */
+void md__fill_request(diag *d, side *s, Mtrdiag__V1__RunRequest *req, const char *id,
+                      const char *target, const char *target_name, int64_t start_ctl_ns) {
   *req = d->o->run;
   req->run_id = (char *)id;
   req->target = (char *)target;
   req->target_name = (char *)target_name;
   req->start_at_real_ns = start_ctl_ns ? md_client_to_agent_ns(s->client, start_ctl_ns) : 0;
-}
-
-/* ---- the one-way measurement (both ends are ours) */
-
-/* Ask the receiving agent of each direction to listen; its answer (the port)
- * starts the sender (on_stream_accepted). Packets every 20 ms for as long as
- * the traces run. Only when both agents speak protocol revision 1. */
-static void start_streams(diag *d) {
-  side *sa = &d->s[0], *sb = &d->s[1];
-  if (!sa->ready || !sb->ready)
-    return;
-  if (d->o->no_oneway) {
-    set_why(&d->ow[0], "one-way streams not measured: --no-oneway");
-    return;
-  }
-  const md_client_info *ia = md_client_get_info(sa->client), *ib = md_client_get_info(sb->client);
-  if (!ia->one_way_stream || !ib->one_way_stream) {
-    set_why(&d->ow[0], "one-way streams not measured: an agent predates protocol revision 1");
-    return;
-  }
-  /* one packet every 20 ms, at most 1000 per direction (longer runs space
-   * them out): the joint model's background-loss floor would otherwise read
-   * a long clean stream as unexplained (docs/localisation.md) */
-  uint64_t run_ms = (uint64_t)d->o->run.cycles * d->o->run.interval_ms;
-  uint32_t count = (uint32_t)(run_ms / 20);
-  count = count < 50 ? 50 : count > 1000 ? 1000 : count;
-  uint64_t spacing_us = run_ms * 1000 / count;
-  if (spacing_us < 20000)
-    spacing_us = 20000;
-  for (int i = 0; i < 2; i++) {
-    ow_stream *w = &d->ow[i];
-    w->sender = i;
-    w->receiver = 1 - i;
-    snprintf(w->id, sizeof w->id, "ow%c-%s", i == 0 ? 'f' : 'r', d->r->id);
-    w->plan.stream_id = w->id;
-    w->plan.sender_addr = i == 0 ? d->r->a.probe_address : d->r->b.probe_address;
-    w->plan.receiver_addr = i == 0 ? d->r->b.probe_address : d->r->a.probe_address;
-    w->plan.count = count;
-    w->plan.interval_us = (uint32_t)spacing_us;
-    w->plan.tos = d->o->run.tos;
-    md_oneway_token(w->plan.token);
-    Mtrdiag__V1__StreamRequest req;
-    md_oneway_request(&w->plan, MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_RECEIVE, 0, 0, &req);
-    char err[256];
-    if (md_client_stream_start(d->s[w->receiver].client, &req, err, sizeof err) == 0) {
-      w->planned = w->recv_open = true;
-    } else {
-      set_why(w, "one-way stream %s not started: %s", w->id, err);
-    }
-  }
-}
-
-static ow_stream *find_stream(diag *d, const char *id) {
-  for (int i = 0; i < 2; i++)
-    if (d->ow[i].planned && strcmp(d->ow[i].id, id) == 0)
-      return &d->ow[i];
-  return NULL;
-}
-
-/* The receiver listens: start the sender toward its port, 100 ms from now. */
-static void c_stream_accepted(md_client *c, const md_client_stream_accepted *acc) {
-  side *s = md_client_data(c);
-  diag *d = s->d;
-  ow_stream *w = find_stream(d, acc->stream_id);
-  if (!w || acc->role != MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_RECEIVE || d->stopping)
-    return;
-  side *snd = &d->s[w->sender];
-  if (!snd->ready || !snd->client)
-    return;
-  int64_t start = md_client_to_agent_ns(snd->client, md_now_real_ns() + 100000000LL);
-  Mtrdiag__V1__StreamRequest req;
-  md_oneway_request(&w->plan, MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_SEND, acc->port, start, &req);
-  char err[256];
-  if (md_client_stream_start(snd->client, &req, err, sizeof err) == 0)
-    w->send_open = true;
-  else
-    set_why(w, "one-way stream %s: sender not started: %s", w->id, err);
-}
-
-static void c_stream_result(md_client *c, const md_client_stream_result *res) {
-  side *s = md_client_data(c);
-  diag *d = s->d;
-  ow_stream *w = find_stream(d, res->stream_id);
-  if (!w)
-    return;
-  md_client_stream_result copy = *res;
-  copy.stream_id = copy.message = NULL;
-  if (res->role == MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_SEND) {
-    w->send_open = false;
-    w->have_send = true;
-    w->send_res = copy;
-  } else {
-    w->recv_open = false;
-    w->have_recv = true;
-    w->recv_res = copy;
-  }
-  if (res->status != MTRDIAG__V1__RUN_STATUS__RUN_STATUS_OK && !w->why[0])
-    set_why(w, "one-way stream %s (%s side) did not finish: %s", w->id,
-            res->role == MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_SEND ? "sending" : "receiving",
-            res->message && res->message[0] ? res->message : "no reason given");
-  if (w->recv_open && !w->send_open && !w->have_send && d->s[w->receiver].client &&
-      res->role == MTRDIAG__V1__STREAM_ROLE__STREAM_ROLE_SEND)
-    md_client_stream_cancel(d->s[w->receiver].client, w->id);
-  check_progress(d);
-}
-
-static const md_client_stream_cb stream_cb = {c_stream_accepted, c_stream_result};
-
-/* The clock offset to correct one-way delays with. A time-sync offset is only
- * known to within half the round trip it was measured over (the two legs
- * may differ: that asymmetry is what a faulty link makes). An offset inside
- * that band is indistinguishable from synchronised clocks (NTP), so it is
- * taken as 0; a larger one is a real clock difference and is corrected. */
-static int64_t usable_offset(const side *s) {
-  int64_t off = s->offset_ns, band = s->rtt_ns / 2 + 500000;
-  return (off < 0 ? -off : off) <= band ? 0 : off;
-}
-
-/* one_way in the report, from both directions' results and clock offsets. */
-static void compute_oneway(diag *d) {
-  md_report *r = d->r;
-  md_oneway_dir dir[2];
-  int ok = 0;
-  for (int i = 0; i < 2; i++) {
-    ow_stream *w = &d->ow[i];
-    memset(&dir[i], 0, sizeof dir[i]);
-    if (!w->have_send || !w->have_recv)
-      continue;
-    int64_t off_s = usable_offset(&d->s[w->sender]);
-    int64_t off_r = usable_offset(&d->s[w->receiver]);
-    if (md_oneway_compute(&w->send_res, &w->recv_res, off_s, off_r, &dir[i]) != 0)
-      continue;
-    if (dir[i].sent > 0 && dir[i].recv == 0) {
-      /* not one packet arrived while the traces got through: a firewall or
-       * NAT in the stream's way, not a network losing everything */
-      set_why(w,
-              "one-way stream %s -> %s: no packet arrived (a firewall or NAT in the way of "
-              "UDP between the agents?); the one-way figures are not used",
-              w->plan.sender_addr, w->plan.receiver_addr);
-      continue;
-    }
-    ok++;
-  }
-  if (ok == 2) {
-    r->has_oneway = true;
-    r->oneway_forward = dir[0];
-    r->oneway_reverse = dir[1];
-  }
 }
 
 /* Both agents are ready (or one has failed): order the runs, with one
@@ -394,188 +188,23 @@ static void start_runs(diag *d) {
     if (!s->ready)
       continue;
     Mtrdiag__V1__RunRequest req;
-    fill_request(d, s, &req, s->run_id, s->target, s->target_name, start);
+    md__fill_request(d, s, &req, s->run_id, s->target, s->target_name, start);
     char err[256];
     if (md_client_run_start(s->client, &req, err, sizeof err) == 0)
       s->run_open = true;
     else
       md_report_add_error(d->r, s->agent->name, "bad_request", "%s", err);
   }
-  start_streams(d);
-  check_progress(d);
-}
-
-/* ---- the documented local-ISP check */
-
-/* Loss begins in the first three hops of a side's own trace: trace the
- * reference target from that agent too, a short run. */
-static bool start_reference(diag *d) {
-  if (!d->reference || d->stopping)
-    return false;
-  md_path_verdict fv = {0}, rv = {0};
-  if (d->r->forward)
-    md_verdict(d->r->forward, &fv);
-  if (d->r->reverse)
-    md_verdict(d->r->reverse, &rv);
-  d->reference_from = md_reference_checks(&fv, &rv);
-  md_verdict_clear(&fv);
-  md_verdict_clear(&rv);
-  bool any = false;
-  for (int i = 0; i < 2; i++) {
-    side *s = &d->s[i];
-    if (!(d->reference_from & (1u << i)) || !s->ready || s->closed)
-      continue;
-    if (!d->ref_addr[0]) {
-      char err[256];
-      if (resolve(d->reference, 0, d->ref_addr, sizeof d->ref_addr, err, sizeof err) < 0) {
-        snprintf(d->ref_note, sizeof d->ref_note, "reference check not run: %s", err);
-        return false;
-      }
-    }
-    Mtrdiag__V1__RunRequest req;
-    fill_request(d, s, &req, s->ref_id, d->ref_addr, d->reference, 0);
-    char err[256];
-    if (md_client_run_start(s->client, &req, err, sizeof err) == 0) {
-      s->ref_open = true;
-      any = true;
-    }
-  }
-  return any;
-}
-
-/* The reference run's figures, as a follow-up entry of the report. */
-static void add_reference_followup(diag *d, side *s, const md_path *p) {
-  md_report *r = d->r;
-  md_followup *nf = realloc(r->followup, (r->n_followup + 1) * sizeof *nf);
-  if (!nf)
-    return;
-  r->followup = nf;
-  md_followup *f = &nf[r->n_followup++];
-  memset(f, 0, sizeof *f);
-  f->from = xstrdup(s->agent->name);
-  f->target = xstrdup(d->ref_addr[0] ? d->ref_addr : d->reference);
-  snprintf(f->protocol, sizeof f->protocol, "%s", r->options.protocol);
-  const md_hop *last = p && p->n_hops ? &p->hops[p->n_hops - 1] : NULL;
-  if (last && p->reached) {
-    f->sent = last->st.sent - last->st.transit;
-    f->recv = last->st.recv;
-    f->loss_pct = md_stats_loss_pct(&last->st);
-    f->avg_ms = md_stats_avg_ms(&last->st);
-  } else if (last) {
-    f->sent = last->st.sent - last->st.transit;
-    f->loss_pct = 100.0;
-  }
-  char why[256];
-  snprintf(why, sizeof why,
-           "documented check before blaming the local ISP: loss begins in the first three hops "
-           "of the %s path, so the same agent traced the reference target %s",
-           s->idx == 0 ? "forward" : "reverse", d->reference);
-  f->why = strdup(why);
-}
-
-/* ---- follow-up probes: separate what the runs could not */
-
-/* Where the joint model finds explanations it cannot tell apart, ping the
- * addresses it picks (from A or B) while the agents are still connected;
- * each ping's figures go into the report as evidence and into the model. */
-static bool start_followups(diag *d) {
-  md_report *r = d->r;
-  if (d->stopping || !d->s[0].ready || !d->s[1].ready)
-    return false;
-  compute_oneway(d);
-  md_path_verdict fv = {0}, rv = {0};
-  md_alignment al = {0};
-  bool started = false;
-  if (r->forward && r->reverse && md_align(r->forward, r->reverse, &al) == 0) {
-    md_alignment saved = r->alignment;
-    r->alignment = al;
-    md_localise *m = NULL;
-    if (md_report_localise(r, &m) == 0) {
-      md_localise_verdict v;
-      memset(&v, 0, sizeof v);
-      md_followup_plan plan[MD_FOLLOWUP_MAX];
-      int n = 0;
-      if (md_localise_conclude(m, &v) == 0 && v.found && v.needs_followup &&
-          md_localise_plan_followups(m, MD_FOLLOWUP_MAX, plan, &n) == 0) {
-        for (int i = 0; i < n && d->n_fu < MD_FOLLOWUP_MAX; i++) {
-          struct fu *f = &d->fu[d->n_fu];
-          side *s = &d->s[plan[i].from == MD_AGENT_A ? 0 : 1];
-          f->side = s->idx;
-          snprintf(f->id, sizeof f->id, "fu%d-%s", d->n_fu, r->id);
-          snprintf(f->target, sizeof f->target, "%s", plan[i].target);
-          snprintf(f->why, sizeof f->why, "%s", plan[i].why);
-          Mtrdiag__V1__RunRequest req = MTRDIAG__V1__RUN_REQUEST__INIT;
-          req.run_id = f->id;
-          req.target = f->target;
-          req.target_name = (char *)"follow-up";
-          req.cycles = FOLLOWUP_CYCLES;
-          req.interval_ms = FOLLOWUP_INTERVAL_MS;
-          req.first_ttl = req.max_ttl = 30; /* end to end only: a ping */
-          req.no_dns = true;
-          req.gracetime_ms = 1000;
-          char err[256];
-          if (md_client_run_start(s->client, &req, err, sizeof err) == 0) {
-            f->open = true;
-            d->n_fu++;
-            started = true;
-          }
-        }
-      }
-      md_localise_verdict_clear(&v);
-      md_localise_free(m);
-    }
-    r->alignment = saved;
-    md_alignment_clear(&al);
-  }
-  md_verdict_clear(&fv);
-  md_verdict_clear(&rv);
-  return started;
-}
-
-/* A follow-up ping came back: its end-to-end figures, as a report entry. */
-static bool followup_result(diag *d, side *s, md_client_result *res) {
-  for (int i = 0; i < d->n_fu; i++) {
-    struct fu *f = &d->fu[i];
-    if (!f->open || f->side != s->idx || strcmp(res->run_id, f->id) != 0)
-      continue;
-    f->open = false;
-    md_report *r = d->r;
-    md_followup *nf = realloc(r->followup, (r->n_followup + 1) * sizeof *nf);
-    if (!nf)
-      return true;
-    r->followup = nf;
-    md_followup *e = &nf[r->n_followup++];
-    memset(e, 0, sizeof *e);
-    e->from = xstrdup(s->agent->name);
-    e->target = xstrdup(f->target);
-    snprintf(e->protocol, sizeof e->protocol, "icmp");
-    const md_path *p = res->path;
-    const md_hop *h = p && p->n_hops ? &p->hops[p->n_hops - 1] : NULL;
-    if (h) {
-      e->sent = h->st.sent - h->st.transit;
-      e->recv = h->st.recv;
-      e->loss_pct = md_stats_loss_pct(&h->st);
-      e->avg_ms = md_stats_avg_ms(&h->st);
-    }
-    e->why = xstrdup(f->why);
-    return true;
-  }
-  return false;
-}
-
-/* A refused reference check becomes a line of advice. */
-static void ref_refused(diag *d, side *s, const char *message) {
-  md_diagnosis *g = &d->r->diagnosis;
-  char line[600];
-  snprintf(line, sizeof line, "reference check from %s toward %s not run: %s", s->agent->name,
-           d->reference, message);
-  (void)g;
-  snprintf(d->ref_note, sizeof d->ref_note, "%s", line);
+  md__start_streams(d);
+  md__check_progress(d);
 }
 
 /* ---- is everything in? */
 
-static void check_progress(diag *d) {
+/* The one place that moves the diagnosis on, called after every event:
+ * start the runs once both sessions are settled, then (when the main runs
+ * are in) the reference check, then the follow-ups, then finish. */
+void md__check_progress(diag *d) {
   if (d->finished)
     return;
   bool waiting_connect = false;
@@ -597,12 +226,12 @@ static void check_progress(diag *d) {
   if (main_done && !d->stopping && !d->reference_asked && d->reference &&
       (d->r->forward || d->r->reverse)) {
     d->reference_asked = true;
-    if (start_reference(d))
+    if (md__start_reference(d))
       return;
   }
   if (main_done && !d->stopping && !d->followup_asked && d->r->forward && d->r->reverse) {
     d->followup_asked = true;
-    if (start_followups(d))
+    if (md__start_followups(d))
       return;
   }
   finish(d);
@@ -610,6 +239,8 @@ static void check_progress(diag *d) {
 
 /* ---- client callbacks */
 
+/* A session is up and its clock measured: note the agent and its offset,
+ * take its stream callbacks, and see whether the runs can start. */
 static void c_ready(md_client *c) {
   side *s = md_client_data(c);
   const md_client_info *in = md_client_get_info(c);
@@ -617,16 +248,17 @@ static void c_ready(md_client *c) {
   s->ready = true;
   free(s->ra->hostname);
   free(s->ra->version);
-  s->ra->hostname = xstrdup(in->hostname);
-  s->ra->version = xstrdup(in->version);
+  s->ra->hostname = md__xstrdup(in->hostname);
+  s->ra->version = md__xstrdup(in->version);
   s->ra->clock_offset_ms = in->offset_ns / 1e6;
   s->offset_ns = in->offset_ns;
   s->rtt_ns = in->rtt_ns;
   s->heard_mono = md_now_mono_ns();
-  md_client_set_stream_cb(c, &stream_cb);
-  check_progress(s->d);
+  md_client_set_stream_cb(c, &md__stream_cb);
+  md__check_progress(s->d);
 }
 
+/* The agent accepted a run: when its main run really starts (controller clock). */
 static void c_accepted(md_client *c, const char *run_id, int64_t started_at_real_ns) {
   side *s = md_client_data(c);
   s->heard_mono = md_now_mono_ns();
@@ -634,6 +266,7 @@ static void c_accepted(md_client *c, const char *run_id, int64_t started_at_real
     s->accepted_ctl_ns = md_client_from_agent_ns(c, started_at_real_ns);
 }
 
+/* A HopUpdate: the main run is alive; refresh the progress line. */
 static void c_update(md_client *c, const char *run_id, uint32_t cycles, const md_path *live) {
   side *s = md_client_data(c);
   s->heard_mono = md_now_mono_ns();
@@ -662,17 +295,19 @@ static void fix_partial_path(md_path *p, const char *target) {
   }
 }
 
+/* A RunResult: a reference run, a follow-up, or this side's main run, whose
+ * path becomes the report's forward (A) or reverse (B) path. */
 static void c_result(md_client *c, md_client_result *res) {
   side *s = md_client_data(c);
   diag *d = s->d;
   if (strcmp(res->run_id, s->ref_id) == 0) {
     s->ref_open = false;
-    add_reference_followup(d, s, res->path);
-    check_progress(d);
+    md__add_reference_followup(d, s, res->path);
+    md__check_progress(d);
     return;
   }
-  if (followup_result(d, s, res)) {
-    check_progress(d);
+  if (md__followup_result(d, s, res)) {
+    md__check_progress(d);
     return;
   }
   s->run_open = false;
@@ -684,7 +319,7 @@ static void c_result(md_client *c, md_client_result *res) {
     *slot = res->path;
     res->path = NULL;
     free((*slot)->source);
-    (*slot)->source = xstrdup(s->agent->name);
+    (*slot)->source = md__xstrdup(s->agent->name);
     s->hops = (*slot)->n_hops;
   }
   s->cycles_done = res->cycles_done;
@@ -695,21 +330,23 @@ static void c_result(md_client *c, md_client_result *res) {
                             : "run_failed",
                         "%s's run toward %s did not finish: %s", s->agent->name, s->target,
                         res->message && res->message[0] ? res->message : "no reason given");
-  check_progress(d);
+  md__check_progress(d);
 }
 
+/* The agent refused something: a stream or a follow-up is only not measured,
+ * a reference run becomes advice, anything else is an error of the report. */
 static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode code,
                     const char *message) {
   side *s = md_client_data(c);
   diag *d = s->d;
-  ow_stream *w = run_id && run_id[0] ? find_stream(d, run_id) : NULL;
+  ow_stream *w = run_id && run_id[0] ? md__find_stream(d, run_id) : NULL;
   if (w) { /* a refused stream is no failed diagnosis: it is only not measured */
     if (s->idx == w->receiver)
       w->recv_open = false;
     else
       w->send_open = false;
-    set_why(w, "one-way stream %s refused by %s: %s", w->id, s->agent->name, message);
-    check_progress(d);
+    md__set_why(w, "one-way stream %s refused by %s: %s", w->id, s->agent->name, message);
+    md__check_progress(d);
     return;
   }
   for (int i = 0; run_id && i < d->n_fu; i++) {
@@ -717,7 +354,7 @@ static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode cod
       /* a refused follow-up (the policy may not allow router addresses) only
        * leaves the model less sure; it is no failed diagnosis */
       d->fu[i].open = false;
-      check_progress(d);
+      md__check_progress(d);
       return;
     }
   }
@@ -728,8 +365,8 @@ static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode cod
   if (run_id && strcmp(run_id, s->ref_id) == 0) {
     /* the reference check is advice, not the diagnosis: a refusal is noted */
     s->ref_open = false;
-    ref_refused(d, s, message);
-    check_progress(d);
+    md__ref_refused(d, s, message);
+    md__check_progress(d);
     return;
   }
   md_report_add_error(d->r, s->agent->name, lc, "%s", message);
@@ -737,9 +374,10 @@ static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode cod
     s->run_open = false; /* refused before RunAccepted: no result follows */
   if (run_id && strcmp(run_id, s->ref_id) == 0)
     s->ref_open = false;
-  check_progress(d);
+  md__check_progress(d);
 }
 
+/* A session ended (at the end, or failed): record why, and move on without it. */
 static void c_close(md_client *c, int status, enum md_client_err kind, const char *reason) {
   side *s = md_client_data(c);
   diag *d = s->d;
@@ -751,16 +389,16 @@ static void c_close(md_client *c, int status, enum md_client_err kind, const cha
   s->connecting = false;
   s->ready = false;
   s->run_open = s->ref_open = false; /* their results came first (made up if need be) */
-  check_progress(d);
+  md__check_progress(d);
 }
 
+/* The session callbacks of both sides (the streams' are md__stream_cb). */
 static const md_client_cb client_cb = {c_ready, c_accepted, c_update, c_result, c_error, c_close};
 
 /* ---- setting up */
 
 /* A numeric address for a name or literal, of the family asked for. */
-static int resolve(const char *host, int family, char *out, size_t outlen, char *err,
-                   size_t errlen) {
+int md__resolve(const char *host, int family, char *out, size_t outlen, char *err, size_t errlen) {
   md_addr a;
   if (md_addr_parse(host, &a) == 0) {
     if (family && md_addr_family(&a) != family) {
@@ -789,7 +427,7 @@ static int resolve(const char *host, int family, char *out, size_t outlen, char 
 static int probe_target(const md_ctl_agent *ag, int family, char *out, size_t outlen, char *err,
                         size_t errlen) {
   const char *pa = ag->probe_address && ag->probe_address[0] ? ag->probe_address : ag->host;
-  if (resolve(pa, family, out, outlen, err, errlen) < 0) {
+  if (md__resolve(pa, family, out, outlen, err, errlen) < 0) {
     char e2[300];
     snprintf(e2, sizeof e2, "agent %s: probe address: %s", ag->name, err);
     snprintf(err, errlen, "%s", e2);
@@ -798,13 +436,16 @@ static int probe_target(const md_ctl_agent *ag, int family, char *out, size_t ou
   return 0;
 }
 
+/* The report's description of an agent (name, control and probe address). */
 static void fill_agent(md_report_agent *ra, const md_ctl_agent *ag, const char *probe) {
   ra->present = true;
-  ra->name = xstrdup(ag->name);
-  ra->address = xstrdup(ag->address);
-  ra->probe_address = xstrdup(probe);
+  ra->name = md__xstrdup(ag->name);
+  ra->address = md__xstrdup(ag->address);
+  ra->probe_address = md__xstrdup(probe);
 }
 
+/* Before any connection: find A and B, each side's target and the run ids;
+ * a usage error (unknown agent, bad B) is reported before anything starts. */
 static int setup(diag *d, char *err, size_t errlen) {
   const md_diag_opts *o = d->o;
   int family = o->run.family == MTRDIAG__V1__FAMILY__FAMILY_IPV4   ? AF_INET
@@ -841,11 +482,11 @@ static int setup(diag *d, char *err, size_t errlen) {
     snprintf(sb->target, sizeof sb->target, "%s", a_probe);
     snprintf(sb->target_name, sizeof sb->target_name, "%s", a->name);
   } else {
-    if (resolve(o->b, family, sa->target, sizeof sa->target, err, errlen) < 0)
+    if (md__resolve(o->b, family, sa->target, sizeof sa->target, err, errlen) < 0)
       return -EINVAL;
     r->b.present = false;
-    r->b.name = xstrdup(o->b);
-    r->b.probe_address = xstrdup(sa->target);
+    r->b.name = md__xstrdup(o->b);
+    r->b.probe_address = md__xstrdup(sa->target);
     snprintf(sa->target_name, sizeof sa->target_name, "%s", o->b);
   }
   snprintf(sa->run_id, sizeof sa->run_id, "fwd-%s", r->id);
@@ -855,6 +496,7 @@ static int setup(diag *d, char *err, size_t errlen) {
   return 0;
 }
 
+/* Open the session with one agent; the callbacks above take it from there. */
 static void connect_side(diag *d, side *s) {
   md_client_opts co = {.timeout_ms = CONNECT_TIMEOUT_MS, .controller_name = d->o->ran_by};
   s->connecting = true;
@@ -879,59 +521,8 @@ static void measure_skew(diag *d) {
   r->start_skew_ms = fa > rb ? fa - rb : rb - fa;
 }
 
-/* What the reference trace says, as advice an operator can act on. */
-static void reference_advice(diag *d) {
-  md_diagnosis *g = &d->r->diagnosis;
-  if (d->ref_note[0]) {
-    char **na = realloc(g->advice, (g->n_advice + 1) * sizeof *na);
-    if (na) {
-      g->advice = na;
-      g->advice[g->n_advice++] = strdup(d->ref_note);
-    }
-  }
-  for (int i = 0; i < d->r->n_followup; i++) {
-    const md_followup *f = &d->r->followup[i];
-    if (strcmp(f->why ? f->why : "", "") == 0 || strstr(f->why, "local ISP") == NULL)
-      continue;
-    char line[512];
-    if (f->recv == 0)
-      snprintf(line, sizeof line,
-               "reference check: %s -> %s got no answer at all: the check is inconclusive (is the "
-               "reference reachable and answering pings?)",
-               f->from, f->target);
-    else if (f->loss_pct > 0)
-      snprintf(line, sizeof line,
-               "reference check: %s -> %s shows %.1f%% loss as well: the loss is near %s (its "
-               "uplink or local ISP), not specific to this path",
-               f->from, f->target, f->loss_pct, f->from);
-    else
-      snprintf(line, sizeof line,
-               "reference check: %s -> %s shows no loss (%u/%u answered): the loss is specific to "
-               "the path toward the other end, not %s's local ISP as a whole",
-               f->from, f->target, f->recv, f->sent, f->from);
-    char **na = realloc(g->advice, (g->n_advice + 1) * sizeof *na);
-    if (!na)
-      return;
-    g->advice = na;
-    g->advice[g->n_advice++] = strdup(line);
-  }
-}
-
-/* Say why the one-way figures are missing, when both ends are agents. */
-static void oneway_advice(diag *d) {
-  if (d->r->has_oneway || !d->r->b.present)
-    return;
-  const char *why = d->ow[0].why[0] ? d->ow[0].why : d->ow[1].why;
-  if (!why[0])
-    return;
-  md_diagnosis *g = &d->r->diagnosis;
-  char **na = realloc(g->advice, (g->n_advice + 1) * sizeof *na);
-  if (!na)
-    return;
-  g->advice = na;
-  g->advice[g->n_advice++] = strdup(why);
-}
-
+/* The entry point (diagnose.h): set up, connect both, run the loop until
+ * finish(), then analyse the report and add the advice of each part. */
 int md_diag_run(uv_loop_t *loop, md_tls_ctx *tls, const md_diag_opts *o, const md_diag_hooks *hooks,
                 md_report **out, char *err, size_t errlen) {
   diag *d = calloc(1, sizeof *d);
@@ -949,7 +540,7 @@ int md_diag_run(uv_loop_t *loop, md_tls_ctx *tls, const md_diag_opts *o, const m
   md_report_new_id(r);
   r->started_at_ns = md_now_real_ns();
   r->options = o->ropts;
-  r->ran_by = xstrdup(o->ran_by);
+  r->ran_by = md__xstrdup(o->ran_by);
   d->reference = o->reference ? o->reference : o->cfg->defaults.reference;
   int rc = setup(d, err, errlen);
   if (rc < 0) {
@@ -971,20 +562,21 @@ int md_diag_run(uv_loop_t *loop, md_tls_ctx *tls, const md_diag_opts *o, const m
   for (int i = 0; i < 2; i++)
     if (d->s[i].agent)
       connect_side(d, &d->s[i]);
-  check_progress(d);
+  md__check_progress(d);
   uv_run(loop, UV_RUN_DEFAULT);
 
   r->finished_at_ns = md_now_real_ns();
   measure_skew(d);
-  compute_oneway(d);
+  md__compute_oneway(d);
   md_report_analyse(r);
-  reference_advice(d);
-  oneway_advice(d);
+  md__reference_advice(d);
+  md__oneway_advice(d);
   *out = r;
   free(d);
   return 0;
 }
 
+/* The contract's exit status, read from the finished report (diagnose.h). */
 int md_diag_exit_status(const md_report *r) {
   /* an agent that refused the request (its policy, its limits) is a usage
    * matter: the operator asked for something the agent does not allow */
