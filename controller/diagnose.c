@@ -18,19 +18,15 @@
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "client.h"
 #include "diagnose_int.h"
 #include "diagnosis.h"
-#include "md_log.h"
 #include "md_time.h"
 
 #define START_MARGIN_NS 300000000LL /* from "both ready" to the common first probe */
 #define CONNECT_TIMEOUT_MS 10000    /* connect, TLS, hello, time sync: slow over a lossy path */
 #define CANCEL_GRACE_MS 3000        /* after Ctrl-C / timeout: wait this long for results */
-
-enum run_kind { RUN_MAIN, RUN_REFERENCE };
 
 /* strdup that passes NULL through (optional names and addresses of the report). */
 char *md__xstrdup(const char *s) {
@@ -339,7 +335,9 @@ static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode cod
                     const char *message) {
   side *s = md_client_data(c);
   diag *d = s->d;
-  ow_stream *w = run_id && run_id[0] ? md__find_stream(d, run_id) : NULL;
+  /* "" is an error about no run: it must not match a run or check not started */
+  bool about_run = run_id && run_id[0];
+  ow_stream *w = about_run ? md__find_stream(d, run_id) : NULL;
   if (w) { /* a refused stream is no failed diagnosis: it is only not measured */
     if (s->idx == w->receiver)
       w->recv_open = false;
@@ -349,7 +347,7 @@ static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode cod
     md__check_progress(d);
     return;
   }
-  for (int i = 0; run_id && i < d->n_fu; i++) {
+  for (int i = 0; about_run && i < d->n_fu; i++) {
     if (d->fu[i].open && strcmp(run_id, d->fu[i].id) == 0) {
       /* a refused follow-up (the policy may not allow router addresses) only
        * leaves the model less sure; it is no failed diagnosis */
@@ -362,7 +360,7 @@ static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode cod
   snprintf(lc, sizeof lc, "%s", md_wire_error_name(code));
   for (char *p = lc; *p; p++)
     *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-  if (run_id && strcmp(run_id, s->ref_id) == 0) {
+  if (about_run && strcmp(run_id, s->ref_id) == 0) {
     /* the reference check is advice, not the diagnosis: a refusal is noted */
     s->ref_open = false;
     md__ref_refused(d, s, message);
@@ -370,10 +368,8 @@ static void c_error(md_client *c, const char *run_id, Mtrdiag__V1__ErrorCode cod
     return;
   }
   md_report_add_error(d->r, s->agent->name, lc, "%s", message);
-  if (run_id && strcmp(run_id, s->run_id) == 0)
+  if (about_run && strcmp(run_id, s->run_id) == 0)
     s->run_open = false; /* refused before RunAccepted: no result follows */
-  if (run_id && strcmp(run_id, s->ref_id) == 0)
-    s->ref_open = false;
   md__check_progress(d);
 }
 

@@ -110,7 +110,6 @@ bool md__start_followups(diag *d) {
   if (d->stopping || !d->s[0].ready || !d->s[1].ready)
     return false;
   md__compute_oneway(d);
-  md_path_verdict fv = {0}, rv = {0};
   md_alignment al = {0};
   bool started = false;
   if (r->forward && r->reverse && md_align(r->forward, r->reverse, &al) == 0) {
@@ -154,8 +153,6 @@ bool md__start_followups(diag *d) {
     r->alignment = saved;
     md_alignment_clear(&al);
   }
-  md_verdict_clear(&fv);
-  md_verdict_clear(&rv);
   return started;
 }
 
@@ -192,12 +189,8 @@ bool md__followup_result(diag *d, side *s, md_client_result *res) {
 
 /* A refused reference check becomes a line of advice. */
 void md__ref_refused(diag *d, side *s, const char *message) {
-  md_diagnosis *g = &d->r->diagnosis;
-  char line[600];
-  snprintf(line, sizeof line, "reference check from %s toward %s not run: %s", s->agent->name,
-           d->reference, message);
-  (void)g;
-  snprintf(d->ref_note, sizeof d->ref_note, "%s", line);
+  snprintf(d->ref_note, sizeof d->ref_note, "reference check from %s toward %s not run: %s",
+           s->agent->name, d->reference, message);
 }
 
 /* What the reference trace says, as advice an operator can act on. */
