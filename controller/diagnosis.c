@@ -207,8 +207,8 @@ static int evidence_for(md_suspect *sp, const side *s) {
          hop_words(s, h->ttl, w1, sizeof w1), (unsigned)h->st.recv,
          (unsigned)md_verdict_hop_sent(h));
       if (d->segment == MD_SEG_DESTINATION_HOST)
-        EV("%s: that hop is on the destination's own point-to-point link (same /30 or /31)",
-           s->word);
+        EV("%s: that hop is on the destination's own point-to-point link (same %s)", s->word,
+           strchr(target, ':') ? "/126 or /127" : "/30 or /31");
     }
   } else if (d->dest_lossy) {
     EV("%s: the destination %s lost %u of %u probes (%.1f%%)", s->word, target,

@@ -433,6 +433,8 @@ lab_drop_echo() {
 
 # Why: emulate a router that rate-limits its ICMP errors (time exceeded, unreachable):
 # at most one per MS milliseconds per destination after a small burst (default 1000 ms).
+# Covers ICMPv6 too: net.ipv6.icmp.ratemask (default 0-1,3-127) includes time exceeded
+# (checked: 50 probes at 20 ms, hop r2f answers 14 % over v4 and v6 alike).
 lab_icmp_ratelimit() {
   local node=$1 ms=${2:-1000}
   lab_sysctl "$node" net.ipv4.icmp_ratelimit="$ms" net.ipv6.icmp.ratelimit="$ms"
@@ -740,6 +742,10 @@ lab_delay_clear() {
 # Sets LAB_CTL_CONFIG, LAB_PKI, LAB_AGENT_PID_A, LAB_AGENT_PID_B.
 # LAB_AGENT_POLICY_EXTRA: more policy lines (indented two spaces), e.g. "  max_concurrent_runs: 32";
 # LAB_AGENT_PPS: max_probes_per_second (default 2000).
+# LAB_CTL_V6_NAMES=1: the controller configuration also names "local6" and "cvm6", the same two
+# agents (same control address and certificate name) with their IPv6 addresses as
+# probe_address, for `mtrctl diagnose local6 cvm6 -6` (off by default: `mtrctl agents` with no
+# names would greet every agent twice).
 # Usage: lab_agents_up [FAMILY 4|6]
 lab_agents_up() {
   local fam=${1:-4} ctl=$MD_BIN/controller/mtrctl agent=$MD_BIN/agent/mtr-agent
@@ -781,8 +787,14 @@ history: $LAB_TMP/history.db
 agents:
   local: { address: "$a_listen" }
   cvm:   { address: "$b_listen" }
-defaults: { protocol: icmp, cycles: 10, interval: 1.0 }
 EOT
+  if [[ ${LAB_CTL_V6_NAMES:-0} == 1 ]]; then
+    cat >>"$LAB_CTL_CONFIG" <<EOT
+  local6: { address: "$a_listen", probe_address: "$LAB_A6", tls_name: local }
+  cvm6:   { address: "$b_listen", probe_address: "$LAB_B6", tls_name: cvm }
+EOT
+  fi
+  echo 'defaults: { protocol: icmp, cycles: 10, interval: 1.0 }' >>"$LAB_CTL_CONFIG"
 }
 
 # Why: run mtrctl in the controller's place: host A's namespace by default (it reaches both
