@@ -797,6 +797,34 @@ EOT
   echo 'defaults: { protocol: icmp, cycles: 10, interval: 1.0 }' >>"$LAB_CTL_CONFIG"
 }
 
+# Why: one localisation scenario (test_localise*.sh): set a fault up, run the caller's
+# diagnose command (the array DIAG, e.g. (diagnose local cvm -c 100 -i 0.02)) REPEAT times
+# (default 2) with --format json, check the jq expression EXPR on every report, clear the fault.
+# Usage: lab_scenario NAME SETUP CLEAR EXPR [more diagnose arguments...]
+lab_scenario() {
+  local name=$1 setup=$2 clear=$3 expr=$4 i J
+  shift 4
+  eval "$setup"
+  for ((i = 1; i <= ${REPEAT:-2}; i++)); do
+    lab_mtrctl "$LAB_TMP/$name.$i" "${DIAG[@]}" --format json "$@"
+    J=$LAB_TMP/$name.$i.out
+    jq -e .schema "$J" >/dev/null 2>&1 || lab_fail "$name: no report (exit $RC): $(cat "$LAB_TMP/$name.$i.err")"
+    jq -e "$expr" "$J" >/dev/null || {
+      jq -c '{status: .diagnosis.status, suspect: .diagnosis.suspect, one_way: .one_way,
+              followup: .followup}' "$J" >&2
+      lab_fail "$name (run $i): expected $expr"
+    }
+  done
+  eval "$clear"
+  lab_log "ok: $name (${REPEAT:-2} runs): $(jq -c '.diagnosis.suspect | if . == null then "no suspect"
+    else "\(.kind) \(.path) \(.from_ip) -> \(.to_ip) (\(.confidence))" end' "$J")"
+}
+
+# Why: the jq test that the report's suspect is KIND on PATH, link FROM -> TO.
+lab_suspect() { # KIND PATH FROM TO
+  printf '.diagnosis.suspect.kind == "%s" and .diagnosis.suspect.path == "%s" and .diagnosis.suspect.from_ip == "%s" and .diagnosis.suspect.to_ip == "%s"' "$@"
+}
+
 # Why: run mtrctl in the controller's place: host A's namespace by default (it reaches both
 # agents), or the out-of-band controller node after lab_controller_oob.
 # Sets RC. Usage: lab_mtrctl OUT_PREFIX ARGS...   (stdout OUT_PREFIX.out, stderr OUT_PREFIX.err)

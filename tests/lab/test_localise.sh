@@ -19,57 +19,32 @@ lab_require root ip jq nft ping iptables ip6tables
 lab_sweep_stale
 [[ -x $MD_BIN/controller/mtrctl && -x $MD_BIN/agent/mtr-agent ]] || lab_skip "no mtrctl / mtr-agent in $MD_BIN"
 REPEAT=${REPEAT:-2}
-RUN=(-c 100 -i 0.02)
-
-# Why: one scenario: set the fault up, diagnose REPEAT times, check the suspect each time.
-# Usage: scenario NAME SETUP CLEAR EXPR [diagnose options...]
-scenario() {
-  local name=$1 setup=$2 clear=$3 expr=$4 i J
-  shift 4
-  eval "$setup"
-  for ((i = 1; i <= REPEAT; i++)); do
-    lab_mtrctl "$LAB_TMP/$name.$i" diagnose local cvm "${RUN[@]}" --format json "$@"
-    J=$LAB_TMP/$name.$i.out
-    jq -e .schema "$J" >/dev/null 2>&1 || lab_fail "$name: no report (exit $RC): $(cat "$LAB_TMP/$name.$i.err")"
-    jq -e "$expr" "$J" >/dev/null || {
-      jq -c '{status: .diagnosis.status, suspect: .diagnosis.suspect, one_way: .one_way,
-              followup: .followup}' "$J" >&2
-      lab_fail "$name (run $i): expected $expr"
-    }
-  done
-  eval "$clear"
-  lab_log "ok: $name ($REPEAT runs): $(jq -c '.diagnosis.suspect | if . == null then "no suspect"
-    else "\(.kind) \(.path) \(.from_ip) -> \(.to_ip) (\(.confidence))" end' "$J")"
-}
-
-suspect() { # KIND PATH FROM TO
-  printf '.diagnosis.suspect.kind == "%s" and .diagnosis.suspect.path == "%s" and .diagnosis.suspect.from_ip == "%s" and .diagnosis.suspect.to_ip == "%s"' "$@"
-}
+DIAG=(diagnose local cvm -c 100 -i 0.02) # lab_scenario runs this
 
 lab_init
 lab_build_diamond asym
 lab_agents_up 4
 lab_controller_oob # faults on a's access link must not cut the controller off
 
-scenario fwd_only_loss "lab_loss r2f 3 out 30" "lab_fault_clear r2f" \
-  "$(suspect loss forward 198.18.2.2 198.18.3.2) and .one_way.forward.loss_pct > 10"
-scenario rev_only_loss "lab_loss r2r 5 out 30" "lab_fault_clear r2r" \
-  "$(suspect loss reverse 198.18.6.1 198.18.5.1) and .one_way.reverse.loss_pct > 10"
-scenario shared_link_a_to_r1 "lab_loss r1 1 in 30" "lab_fault_clear r1" \
-  "$(suspect loss forward 198.18.1.1 198.18.1.2) and .diagnosis.suspect.from_ttl == 0"
-scenario shared_link_r1_to_a "lab_loss r1 1 out 30" "lab_fault_clear r1" \
-  "$(suspect loss reverse 198.18.5.1 198.18.1.1)"
-scenario fwd_only_latency "lab_delay r2f 3 out 40" "lab_delay_clear r2f 3 out" \
-  "$(suspect latency forward 198.18.2.2 198.18.3.2) and .one_way.forward.delay_avg_ms > 30"
-scenario rev_only_latency "lab_delay r2r 5 out 40" "lab_delay_clear r2r 5 out" \
-  "$(suspect latency reverse 198.18.6.1 198.18.5.1) and .one_way.reverse.delay_avg_ms > 30"
-scenario firewall_at_b "lab_drop_echo b 30" "lab_fault_clear b" \
-  "$(suspect destination_host forward 198.18.3.2 198.18.4.2)"
-scenario firewall_at_a "lab_drop_echo a 30" "lab_fault_clear a" \
-  "$(suspect destination_host reverse 198.18.5.1 198.18.1.1)"
-scenario followups_decide "lab_loss r2f 3 out 30" "lab_fault_clear r2f" \
-  "$(suspect loss forward 198.18.2.2 198.18.3.2) and .one_way == null and (.followup | length) > 0" \
+lab_scenario fwd_only_loss "lab_loss r2f 3 out 30" "lab_fault_clear r2f" \
+  "$(lab_suspect loss forward 198.18.2.2 198.18.3.2) and .one_way.forward.loss_pct > 10"
+lab_scenario rev_only_loss "lab_loss r2r 5 out 30" "lab_fault_clear r2r" \
+  "$(lab_suspect loss reverse 198.18.6.1 198.18.5.1) and .one_way.reverse.loss_pct > 10"
+lab_scenario shared_link_a_to_r1 "lab_loss r1 1 in 30" "lab_fault_clear r1" \
+  "$(lab_suspect loss forward 198.18.1.1 198.18.1.2) and .diagnosis.suspect.from_ttl == 0"
+lab_scenario shared_link_r1_to_a "lab_loss r1 1 out 30" "lab_fault_clear r1" \
+  "$(lab_suspect loss reverse 198.18.5.1 198.18.1.1)"
+lab_scenario fwd_only_latency "lab_delay r2f 3 out 40" "lab_delay_clear r2f 3 out" \
+  "$(lab_suspect latency forward 198.18.2.2 198.18.3.2) and .one_way.forward.delay_avg_ms > 30"
+lab_scenario rev_only_latency "lab_delay r2r 5 out 40" "lab_delay_clear r2r 5 out" \
+  "$(lab_suspect latency reverse 198.18.6.1 198.18.5.1) and .one_way.reverse.delay_avg_ms > 30"
+lab_scenario firewall_at_b "lab_drop_echo b 30" "lab_fault_clear b" \
+  "$(lab_suspect destination_host forward 198.18.3.2 198.18.4.2)"
+lab_scenario firewall_at_a "lab_drop_echo a 30" "lab_fault_clear a" \
+  "$(lab_suspect destination_host reverse 198.18.5.1 198.18.1.1)"
+lab_scenario followups_decide "lab_loss r2f 3 out 30" "lab_fault_clear r2f" \
+  "$(lab_suspect loss forward 198.18.2.2 198.18.3.2) and .one_way == null and (.followup | length) > 0" \
   --no-oneway
-scenario rate_limit_is_no_fault "lab_icmp_ratelimit r2f 1000" "lab_fault_clear r2f" \
+lab_scenario rate_limit_is_no_fault "lab_icmp_ratelimit r2f 1000" "lab_fault_clear r2f" \
   '.diagnosis.suspect == null and .diagnosis.status == "healthy"'
 lab_log "PASS"

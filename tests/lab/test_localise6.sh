@@ -25,32 +25,7 @@ lab_require root ip jq nft ping iptables ip6tables
 lab_sweep_stale
 [[ -x $MD_BIN/controller/mtrctl && -x $MD_BIN/agent/mtr-agent ]] || lab_skip "no mtrctl / mtr-agent in $MD_BIN"
 REPEAT=${REPEAT:-2}
-RUN=(-c 100 -i 0.02 -6)
-
-# Why: one scenario: set the fault up, diagnose REPEAT times, check the suspect each time.
-# Usage: scenario NAME SETUP CLEAR EXPR [diagnose options...]
-scenario() {
-  local name=$1 setup=$2 clear=$3 expr=$4 i J
-  shift 4
-  eval "$setup"
-  for ((i = 1; i <= REPEAT; i++)); do
-    lab_mtrctl "$LAB_TMP/$name.$i" diagnose local6 cvm6 "${RUN[@]}" --format json "$@"
-    J=$LAB_TMP/$name.$i.out
-    jq -e .schema "$J" >/dev/null 2>&1 || lab_fail "$name: no report (exit $RC): $(cat "$LAB_TMP/$name.$i.err")"
-    jq -e "$expr" "$J" >/dev/null || {
-      jq -c '{status: .diagnosis.status, suspect: .diagnosis.suspect, one_way: .one_way,
-              followup: .followup}' "$J" >&2
-      lab_fail "$name (run $i): expected $expr"
-    }
-  done
-  eval "$clear"
-  lab_log "ok: $name ($REPEAT runs): $(jq -c '.diagnosis.suspect | if . == null then "no suspect"
-    else "\(.kind) \(.path) \(.from_ip) -> \(.to_ip) (\(.confidence))" end' "$J")"
-}
-
-suspect() { # KIND PATH FROM TO
-  printf '.diagnosis.suspect.kind == "%s" and .diagnosis.suspect.path == "%s" and .diagnosis.suspect.from_ip == "%s" and .diagnosis.suspect.to_ip == "%s"' "$@"
-}
+DIAG=(diagnose local6 cvm6 -c 100 -i 0.02 -6) # lab_scenario runs this
 
 lab_init
 lab_build_diamond asym
@@ -74,22 +49,22 @@ check_families() {
 # The run really is IPv6: both paths as built, over the agents' IPv6 addresses, no IPv4 at r1.
 FWD6=$(printf '%s\n' "${LAB_FWD6[@]}" | jq -R . | jq -sc .)
 REV6=$(printf '%s\n' "${LAB_REV6[@]}" | jq -R . | jq -sc .)
-scenario clean count_families check_families \
+lab_scenario clean count_families check_families \
   ".diagnosis.suspect == null and .agents.a.probe_address == \"$LAB_A6\" and
    .agents.b.probe_address == \"$LAB_B6\" and
    ([.forward.hops[] | .hosts[0].ip] == $FWD6) and ([.reverse.hops[] | .hosts[0].ip] == $REV6)"
 
-scenario fwd_only_loss "lab_loss r2f 3 out 30" "lab_fault_clear r2f" \
-  "$(suspect loss forward 2001:db8:2::2 2001:db8:3::2) and .one_way.forward.loss_pct > 10"
-scenario rev_only_loss "lab_loss r2r 5 out 30" "lab_fault_clear r2r" \
-  "$(suspect loss reverse 2001:db8:6::1 2001:db8:5::1) and .one_way.reverse.loss_pct > 10"
-scenario shared_link_a_to_r1 "lab_loss r1 1 in 30" "lab_fault_clear r1" \
-  "$(suspect loss forward 2001:db8:1::1 2001:db8:1::2) and .diagnosis.suspect.from_ttl == 0"
-scenario firewall_at_b "lab_drop_echo b 30" "lab_fault_clear b" \
-  "$(suspect destination_host forward 2001:db8:3::2 2001:db8:4::2)"
-scenario followups_decide "lab_loss r2f 3 out 30" "lab_fault_clear r2f" \
-  "$(suspect loss forward 2001:db8:2::2 2001:db8:3::2) and .one_way == null and (.followup | length) > 0" \
+lab_scenario fwd_only_loss "lab_loss r2f 3 out 30" "lab_fault_clear r2f" \
+  "$(lab_suspect loss forward 2001:db8:2::2 2001:db8:3::2) and .one_way.forward.loss_pct > 10"
+lab_scenario rev_only_loss "lab_loss r2r 5 out 30" "lab_fault_clear r2r" \
+  "$(lab_suspect loss reverse 2001:db8:6::1 2001:db8:5::1) and .one_way.reverse.loss_pct > 10"
+lab_scenario shared_link_a_to_r1 "lab_loss r1 1 in 30" "lab_fault_clear r1" \
+  "$(lab_suspect loss forward 2001:db8:1::1 2001:db8:1::2) and .diagnosis.suspect.from_ttl == 0"
+lab_scenario firewall_at_b "lab_drop_echo b 30" "lab_fault_clear b" \
+  "$(lab_suspect destination_host forward 2001:db8:3::2 2001:db8:4::2)"
+lab_scenario followups_decide "lab_loss r2f 3 out 30" "lab_fault_clear r2f" \
+  "$(lab_suspect loss forward 2001:db8:2::2 2001:db8:3::2) and .one_way == null and (.followup | length) > 0" \
   --no-oneway
-scenario rate_limit_is_no_fault "lab_icmp_ratelimit r2f 1000" "lab_fault_clear r2f" \
+lab_scenario rate_limit_is_no_fault "lab_icmp_ratelimit r2f 1000" "lab_fault_clear r2f" \
   '.diagnosis.suspect == null and .diagnosis.status == "healthy"'
 lab_log "PASS"
