@@ -266,7 +266,7 @@ static void test_text_long_values(void **state) {
   longtext[3000] = '\0';
   free(r->diagnosis.summary);
   r->diagnosis.summary = strdup(longtext);
-  md_report_add_error(r, "cvm", "x", longtext);
+  md_report_add_error(r, "cvm", "x", "%s", longtext);
   char *t = render(r, MD_FORMAT_TEXT);
   char want[3100];
   snprintf(want, sizeof want, "  %s\n", longtext);
